@@ -1,0 +1,46 @@
+"""The composite reward of EAPO.md §3, computed from what the policy itself wrote.
+
+`R = score` if the score is positive, `format_reward` (0.1) for a well-formed wrong
+answer, 0 otherwise; minus the consultation penalty, whose rule (successful completions
+only, by default) lives with its schedule in `eapo.schedules.penalty`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eapo.schedules.penalty import consult_penalty
+
+
+@dataclass(frozen=True)
+class RewardConfig:
+    format_reward: float = 0.1
+    penalty_apply_to: str = "success"  # "success" | "all", see eapo.schedules.penalty
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.format_reward < 1.0:
+            raise ValueError(f"reward.format_reward must be in [0, 1), got {self.format_reward}")
+        if self.penalty_apply_to not in ("success", "all"):
+            raise ValueError(f"reward.penalty_apply_to must be 'success' or 'all', got {self.penalty_apply_to!r}")
+
+
+def composite_reward(
+    score: float, well_formed: bool, consults: int, penalty_coef: float, cfg: RewardConfig = RewardConfig()
+) -> tuple[float, float]:
+    """Returns `(reward, penalty)` with the penalty already subtracted from the reward.
+
+    >>> composite_reward(1.0, True, 2, 0.05)
+    (0.9, 0.1)
+    >>> composite_reward(0.0, True, 2, 0.05)
+    (0.1, 0.0)
+    >>> composite_reward(0.0, False, 0, 0.0)
+    (0.0, 0.0)
+    """
+    if score > 0:
+        base = score
+    elif well_formed:
+        base = cfg.format_reward
+    else:
+        base = 0.0
+    penalty = consult_penalty(score, consults, penalty_coef, cfg.penalty_apply_to)
+    return round(base - penalty, 12), round(penalty, 12)

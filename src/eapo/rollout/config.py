@@ -1,0 +1,39 @@
+"""Settings of one rollout: protocol, limits, sampling and what experts see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eapo.protocol.tags import Tags
+
+CONSULT_MODES = ("open", "refuse", "forbid")
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    tags: Tags = field(default_factory=Tags)
+    max_queries: int = 3  # K: queries per consultation (EAPO.md §2; K=1 is sequential EAPO)
+    # "open": consultations go to the pool (subject to rho); "refuse": any attempt gets
+    # the unavailable observation and is counted (rho = 0); "forbid": the consult tag's
+    # opening tokens can't be generated at all (EAPO.md §5).
+    consult_mode: str = "open"
+    tokens_per_turn: int = 48
+    max_policy_tokens: int = 256  # per episode, policy-sampled tokens only
+    max_completion_tokens: int = 512  # per episode, policy and observation tokens
+    max_reply_tokens: int = 32  # each expert reply is cut to this many tokens
+    answer_now_notice: bool = True  # (ours) a notice before the last turn
+    expert_sees_transcript: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    system_prompt: str | None = None  # None: the protocol's default text; "" for none
+
+    def __post_init__(self) -> None:
+        if self.max_queries < 1:
+            raise ValueError(f"rollout.max_queries must be >= 1, got {self.max_queries}")
+        if self.consult_mode not in CONSULT_MODES:
+            raise ValueError(f"rollout.consult_mode must be one of {CONSULT_MODES}, got {self.consult_mode!r}")
+        for name in ("tokens_per_turn", "max_policy_tokens", "max_completion_tokens", "max_reply_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"rollout.{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_completion_tokens < self.max_policy_tokens:
+            raise ValueError("rollout.max_completion_tokens must be >= rollout.max_policy_tokens")

@@ -1,0 +1,45 @@
+"""A rollout of a policy with experts on the built-in task, dumped to JSON Lines.
+
+What `eapo rollout` runs: it exercises the whole engine (tiny models built locally, the
+expert pool, acceptance, masks, reward) without training, and writes records anyone can
+decode with the model folder named in them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
+from eapo.models.build import ensure_tiny_models, load_policy
+from eapo.rollout.config import RolloutConfig
+from eapo.rollout.dump import episode_record, write_jsonl
+from eapo.rollout.engine import RolloutEngine
+from eapo.rollout.hf_backend import HFBackend
+from eapo.rollout.metrics import rollout_metrics
+from eapo.tasks.arithmetic import ChainTask
+
+
+def run_rollout_demo(*, out: Path, n: int, expert: str, policy: str | None, rho: float, k: int, turns: int,
+                     temperature: float, seed: int, cache_dir: Path | None) -> dict[str, float]:
+    task = ChainTask(min_len=1, max_len=3, seed=seed)
+    paths = ensure_tiny_models(cache_dir)
+    policy_path = policy or str(paths["policy"])
+    model, tok = load_policy(policy_path)
+    oracle = OracleExpert(task.oracle_answer)
+    members = {
+        "oracle": [oracle],
+        "noisy-oracle": [NoisyExpert(oracle, p=0.3, seed=seed)],
+        "model": [HFModelExpert(str(paths["expert"]), name="tiny-expert")],
+    }
+    if expert not in members:
+        raise ValueError(f"unknown expert {expert!r}; valid: {', '.join(members)}")
+    engine = RolloutEngine(HFBackend(model, tok), tok, RolloutConfig(max_queries=k, temperature=temperature, system_prompt=""),
+                           pool=ExpertPool(members[expert], seed=seed), scorer=task.scorer, seed=seed)
+    problems = task.split("test")
+    batch = [problems[i % len(problems)] for i in range(n)]
+    episodes = engine.run(batch, step=1, rhos=rho, turn_budget=turns)
+    records = [episode_record(ep, tok, p.question, policy_path, policy_path) for ep, p in zip(episodes, batch)]
+    write_jsonl(records, out)
+    metrics = rollout_metrics(episodes)
+    metrics["time/generation_s"] = engine.timings.generation_s
+    metrics["time/expert_s"] = engine.timings.expert_s
+    return metrics
