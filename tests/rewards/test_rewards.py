@@ -38,7 +38,7 @@ def test_integer_scorer(answer, gold, score, reason):
     ],
 )
 def test_composite_reward(score, well_formed, consults, coef, apply_to, reward, penalty):
-    assert composite_reward(score, well_formed, consults, coef, RewardConfig(penalty_apply_to=apply_to)) == pytest.approx(
+    assert composite_reward(score, well_formed, consults, coef, apply_to, RewardConfig()) == pytest.approx(
         (reward, penalty))
 
 

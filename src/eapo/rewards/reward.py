@@ -15,17 +15,19 @@ from eapo.schedules.penalty import consult_penalty
 @dataclass(frozen=True)
 class RewardConfig:
     format_reward: float = 0.1
-    penalty_apply_to: str = "success"  # "success" | "all", see eapo.schedules.penalty
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.format_reward < 1.0:
             raise ValueError(f"reward.format_reward must be in [0, 1), got {self.format_reward}")
-        if self.penalty_apply_to not in ("success", "all"):
-            raise ValueError(f"reward.penalty_apply_to must be 'success' or 'all', got {self.penalty_apply_to!r}")
 
 
 def composite_reward(
-    score: float, well_formed: bool, consults: int, penalty_coef: float, cfg: RewardConfig = RewardConfig()
+    score: float,
+    well_formed: bool,
+    consults: int,
+    penalty_coef: float,
+    penalty_apply_to: str = "success",
+    cfg: RewardConfig = RewardConfig(),
 ) -> tuple[float, float]:
     """Returns `(reward, penalty)` with the penalty already subtracted from the reward.
 
@@ -42,5 +44,5 @@ def composite_reward(
         base = cfg.format_reward
     else:
         base = 0.0
-    penalty = consult_penalty(score, consults, penalty_coef, cfg.penalty_apply_to)
+    penalty = consult_penalty(score, consults, penalty_coef, penalty_apply_to)
     return round(base - penalty, 12), round(penalty, 12)

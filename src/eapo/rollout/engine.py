@@ -80,6 +80,7 @@ class RolloutEngine:
         gate: AcceptanceGate | None = None,
         scorer: str = "integer",
         reward: RewardConfig = RewardConfig(),
+        penalty_apply_to: str = "success",
         seed: int = 0,
     ) -> None:
         if config.consult_mode == "open" and pool is None:
@@ -91,6 +92,7 @@ class RolloutEngine:
         self.gate = gate or AcceptanceGate(seed=seed, granularity="question")
         self.scorer = SCORERS.get(scorer)
         self.reward = reward
+        self.penalty_apply_to = penalty_apply_to
         self.seed = seed
         self.timings = RolloutTimings()
         tags = config.tags
@@ -205,7 +207,8 @@ class RolloutEngine:
         for ep in episodes:
             result = self.scorer(ep.answer, ep.gold or "")
             ep.score = result.score
-            ep.reward, ep.penalty = composite_reward(result.score, ep.well_formed, ep.consults, penalty_coef, self.reward)
+            ep.reward, ep.penalty = composite_reward(result.score, ep.well_formed, ep.consults, penalty_coef,
+                                                     self.penalty_apply_to, self.reward)
             ep.meta["score_reason"] = result.reason
         return episodes
 

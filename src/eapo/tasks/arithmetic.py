@@ -113,14 +113,25 @@ class ChainTask:
         return UNKNOWN_REPLY if value is None else str(value)
 
     @staticmethod
-    def solution_text(question: str, consult_steps: frozenset[int] = frozenset(), *, tags=None) -> list[tuple[str, bool]]:
+    def solution_text(
+        question: str,
+        consult_steps: frozenset[int] = frozenset(),
+        *,
+        refused_steps: frozenset[int] = frozenset(),
+        tags=None,
+    ) -> list[tuple[str, bool]]:
         """A worked solution as `(text, is_policy)` pieces, for warm-start data: the policy
         writes each step; a step in `consult_steps` is asked instead and its reply is an
-        observation piece (tokens that will carry loss mask 0)."""
-        from eapo.protocol.render import render_observation, render_reply
+        observation piece (tokens that will carry loss mask 0). A step also in
+        `refused_steps` gets the engine's "expert unavailable" observation instead of the
+        reply, and the policy then computes that step itself. Either way the policy writes
+        the step out after the observation, so the running value stays in its own text."""
+        from eapo.protocol.render import render_observation, render_refusal, render_reply
         from eapo.protocol.tags import Tags
 
         tags = tags or Tags()
+        if not refused_steps <= consult_steps:
+            raise ValueError(f"refused_steps {sorted(refused_steps)} must be a subset of consult_steps {sorted(consult_steps)}")
         pieces: list[tuple[str, bool]] = []
         steps = chain_steps(question)
         for i, (a, op, b, r) in enumerate(steps):
@@ -129,7 +140,8 @@ class ChainTask:
                 pieces.append((f"{sep}{tags.consult_open}{tags.query_open}{a}{op}{b}{tags.query_close}{tags.consult_close}", True))
                 # exactly the observation the rollout engine appends, so warm-start data and
                 # rollouts share one token layout
-                pieces.append((render_observation([render_reply(0, str(r), tags)]), False))
+                part = render_refusal(0, tags) if i in refused_steps else render_reply(0, str(r), tags)
+                pieces.append((render_observation([part]), False))
                 pieces.append((f"{a}{op}{b}={r}", True))
             else:
                 pieces.append((f"{sep}{a}{op}{b}={r}", True))

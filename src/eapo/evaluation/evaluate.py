@@ -1,0 +1,199 @@
+"""Expert-free evaluation of a policy (EAPO.md §5): what EAPO is judged on.
+
+Why the consult action is locked rather than merely unanswered: the method's claim is that
+the skills learned with help stand without it, so no expert is ever called here (the
+engine is built without a pool). Two locks, both reportable, because they answer different
+questions:
+  - "refuse" (rho = 0): the policy may still write a consultation; it gets the "expert
+    unavailable" observation and the attempt is counted. This measures the asking habit
+    and what it costs (turns spent waiting for help that never comes).
+  - "forbid": the consult tag's opening tokens are banned in decoding (and the system
+    prompt no longer offers experts), so the policy cannot spend its path on asking. This
+    measures what the policy can do alone when the habit is taken away.
+  - "both" runs the two and prefixes their metrics `eval_forbid/` and `eval_refuse/`
+    instead of `eval/`.
+
+Sampling: each problem is rolled out `n` times at `temperature` (for avg@n, pass@k and
+the per-problem variance) and, with `greedy`, once more at temperature 0 (`greedy_acc`).
+Episode uids are `eval-{problem.id}-{j}` and `eval-{problem.id}-greedy`, so with the same
+seed, step and batch size an evaluation is reproducible, and the two locks draw with the
+same seeds (common random numbers make their difference less noisy). Behaviour metrics
+(consult attempts, turns, tokens, answered, well formed) are means over the sampled
+episodes only; the greedy episode enters only `greedy_acc`.
+
+Not here: the estimators (`eapo.evaluation.metrics`), benchmark datasets and scorers
+beyond the registry's (the benchmarks layer), evaluation *with* experts (the
+expert-assisted workflow baseline runs the rollout with a pool).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from eapo.evaluation.metrics import summarize
+from eapo.rollout.backend import GenerationBackend
+from eapo.rollout.config import RolloutConfig
+from eapo.rollout.engine import RolloutEngine
+from eapo.types import Episode, Problem
+
+log = logging.getLogger(__name__)
+
+LOCKS = ("forbid", "refuse")
+LOCK_CHOICES = (*LOCKS, "both")
+
+
+@dataclass
+class EvalResult:
+    """`metrics`: flat `{name: value}` with the prefix `eval/` (or `eval_forbid/` and
+    `eval_refuse/` for lock "both"). `records`: one dict per episode, sampled and greedy,
+    in the order they were run."""
+
+    metrics: dict[str, float]
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def _record(ep: Episode, lock: str, sample: int | None) -> dict[str, Any]:
+    return {
+        "lock": lock,
+        "uid": ep.uid,
+        "problem_id": ep.problem_id,
+        "sample": sample,  # None for the greedy episode
+        "greedy": sample is None,
+        "answer": ep.answer,
+        "gold": ep.gold,
+        "score": ep.score,
+        "reward": ep.reward,
+        "well_formed": ep.well_formed,
+        "consults": ep.consults,
+        "queries": len(ep.calls),
+        "accepted_calls": ep.accepted_calls,  # always 0: no expert is reachable
+        "turns": len(ep.turns),
+        "policy_tokens": ep.policy_tokens,
+        "stop_reason": ep.stop_reason,
+    }
+
+
+def _roll(engine: RolloutEngine, jobs: list[tuple[Problem, str]], *, batch_size: int, step: int,
+          turn_budget: int) -> list[Episode]:
+    episodes: list[Episode] = []
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start : start + batch_size]
+        episodes += engine.run([p for p, _ in chunk], step=step, uids=[u for _, u in chunk], rhos=0.0,
+                               turn_budget=turn_budget)
+    return episodes
+
+
+def _evaluate_lock(backend: GenerationBackend, tokenizer: Any, problems: Sequence[Problem], *, rollout: RolloutConfig,
+                   lock: str, n: int, ks: Sequence[int], temperature: float, greedy: bool, turn_budget: int,
+                   scorer: str, seed: int, batch_size: int, step: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    cfg = dataclasses.replace(rollout, consult_mode=lock, temperature=temperature)
+    engine = RolloutEngine(backend, tokenizer, cfg, pool=None, scorer=scorer, seed=seed)
+    jobs = [(p, f"eval-{p.id}-{j}") for p in problems for j in range(n)]
+    sampled = _roll(engine, jobs, batch_size=batch_size, step=step, turn_budget=turn_budget)
+
+    records = [_record(ep, lock, j % n) for j, ep in enumerate(sampled)]
+    scores: dict[str, list[float]] = {p.id: [] for p in problems}
+    for ep in sampled:
+        scores[ep.problem_id].append(ep.score)
+    metrics = summarize(scores, ks)
+    metrics.update({
+        "consult_attempts": _mean([ep.consults for ep in sampled]),
+        "consult_rate": _mean([float(ep.consults > 0) for ep in sampled]),
+        "turns": _mean([len(ep.turns) for ep in sampled]),
+        "policy_tokens": _mean([ep.policy_tokens for ep in sampled]),
+        "answered": _mean([float(ep.stop_reason == "answer") for ep in sampled]),
+        "well_formed": _mean([float(ep.well_formed) for ep in sampled]),
+    })
+
+    if greedy:
+        greedy_engine = RolloutEngine(backend, tokenizer, dataclasses.replace(cfg, temperature=0.0), pool=None,
+                                      scorer=scorer, seed=seed)
+        jobs = [(p, f"eval-{p.id}-greedy") for p in problems]
+        greedy_eps = _roll(greedy_engine, jobs, batch_size=batch_size, step=step, turn_budget=turn_budget)
+        metrics["greedy_acc"] = _mean([ep.score for ep in greedy_eps])
+        records += [_record(ep, lock, None) for ep in greedy_eps]
+    return metrics, records
+
+
+def evaluate_policy(
+    model: Any,
+    tokenizer: Any,
+    problems: Sequence[Problem],
+    *,
+    rollout: RolloutConfig,
+    lock: str = "forbid",
+    n: int = 4,
+    ks: Sequence[int] = (1, 2, 4),
+    temperature: float = 1.0,
+    greedy: bool = True,
+    turn_budget: int,
+    scorer: str,
+    seed: int = 0,
+    batch_size: int = 64,
+    step: int = 0,
+    backend: GenerationBackend | None = None,
+) -> EvalResult:
+    """Evaluate `model` alone on `problems`: `n` sampled episodes per problem (plus one
+    greedy with `greedy`), consult action locked by `lock` ("forbid", "refuse" or "both"),
+    `turn_budget` turns each, in batches of `batch_size` episodes.
+
+    `rollout` supplies tags, token limits and top-p; its `consult_mode` and `temperature`
+    are replaced by `lock` and `temperature`. `backend` overrides the default
+    `HFBackend(model, tokenizer)` (tests pass a scripted one; `model` may then be None).
+    The model is in eval mode, without gradients, for the whole call, and its mode is
+    restored afterwards. `step` only seeds sampling (pass the training step to vary it).
+    """
+    if lock not in LOCK_CHOICES:
+        raise ValueError(f"lock must be one of {LOCK_CHOICES}, got {lock!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (samples per problem) must be an int >= 1, got {n!r}")
+    ks = tuple(ks)
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n for k in ks):
+        raise ValueError(f"ks must be ints in [1, n={n}] (pass@k needs n >= k samples), got {ks}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not problems:
+        raise ValueError("evaluate_policy needs at least one problem")
+    ids = [p.id for p in problems]
+    if len(set(ids)) != len(ids):
+        raise ValueError("problem ids must be unique: episode uids and per-problem metrics are keyed on them")
+    if backend is None:
+        if model is None:
+            raise ValueError("evaluate_policy needs a model, or a backend to generate with")
+        from eapo.rollout.hf_backend import HFBackend
+
+        backend = HFBackend(model, tokenizer)
+
+    locks = LOCKS if lock == "both" else (lock,)
+    was_training = getattr(model, "training", None)
+    metrics: dict[str, float] = {}
+    records: list[dict[str, Any]] = []
+    if was_training is not None:
+        model.eval()
+    try:
+        with torch.no_grad():
+            for lk in locks:
+                m, r = _evaluate_lock(backend, tokenizer, problems, rollout=rollout, lock=lk, n=n, ks=ks,
+                                      temperature=temperature, greedy=greedy, turn_budget=turn_budget, scorer=scorer,
+                                      seed=seed, batch_size=batch_size, step=step)
+                prefix = f"eval_{lk}/" if lock == "both" else "eval/"
+                metrics.update({prefix + name: float(value) for name, value in m.items()})
+                records += r
+                log.info("eval lock=%s problems=%d n=%d avg@n=%.4f %s", lk, len(problems), n, m["avg@n"],
+                         " ".join(f"pass@{k}={m[f'pass@{k}']:.4f}" for k in ks))
+    finally:
+        if was_training is not None:
+            model.train(was_training)
+    return EvalResult(metrics=metrics, records=records)

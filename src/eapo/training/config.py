@@ -1,0 +1,398 @@
+"""Everything one training run needs to know, as one frozen dataclass (`TrainConfig`).
+
+Why one tree: a run is reproduced from a single file (saved as YAML in its output folder)
+and changed from the command line with `--set section.key=value`; the loader in
+`eapo.config` checks every key against these classes. The sections that belong to other
+layers (rollout, schedules, reward) are imported from those layers, not redefined, so
+each setting has exactly one definition; the sections that only a training run has
+(task, model, experts, warm start, RL, evaluation) live here. Defaults follow EAPO.md
+where it gives one; `examples/default.yaml` writes them all out with a comment each.
+
+Checks that span sections live in `TrainConfig.__post_init__`: the consultation penalty
+must not become the whole signal under group-normalised advantages (EAPO.md §8), and the
+duplicated settings (penalty recipients, sampling temperature) must agree.
+
+`rl.trl` passes extra keys to TRL's `GRPOConfig` as-is. Its keys are checked when the
+config is built, against `dataclasses.fields(trl.GRPOConfig)`: trl is imported lazily
+and only when `rl.trl` is non-empty (importing it takes seconds), so the default config
+stays cheap to load. Keys this config already owns (learning rate, clipping, ...) are
+refused there, so that no setting has two sources; `TRL_OWNED_KEYS` says where each one
+is set, and the trainer should build `GRPOConfig` from that mapping plus `rl.trl`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from eapo.experts.pool import ROUTINGS
+from eapo.rewards.reward import RewardConfig
+from eapo.rollout.config import RolloutConfig
+from eapo.schedules.acceptance import AcceptanceConfig
+from eapo.schedules.budget import TurnBudgetConfig
+from eapo.schedules.penalty import PenaltyConfig
+
+__all__ = [
+    "ARMS",
+    "EVAL_LOCKS",
+    "EXPERT_KINDS",
+    "SCALE_REWARDS",
+    "TRL_OWNED_KEYS",
+    "EvalConfig",
+    "ExpertsConfig",
+    "ModelConfig",
+    "RLConfig",
+    "TaskConfig",
+    "TrainConfig",
+    "WarmStartConfig",
+    "check_trl_overrides",
+]
+
+EXPERT_KINDS = ("oracle", "model", "homogeneous", "noisy")
+ARMS = ("eapo", "self_rl")
+SCALE_REWARDS = ("group", "batch", "none")
+EVAL_LOCKS = ("forbid", "refuse", "both")
+
+# GRPOConfig fields that this config sets itself -> the key to set instead.
+TRL_OWNED_KEYS: dict[str, str] = {
+    "max_steps": "rl.steps",
+    "learning_rate": "rl.learning_rate",
+    "temperature": "rollout.temperature",
+    "num_generations": "rl.num_generations",
+    "loss_type": "rl.loss_type",
+    "epsilon": "rl.epsilon",
+    "epsilon_high": "rl.epsilon_high",
+    "beta": "rl.beta",
+    "scale_rewards": "rl.scale_rewards",
+    "num_iterations": "rl.num_iterations",
+    "save_steps": "rl.save_steps",
+    "logging_steps": "rl.log_steps",
+    "seed": "seed",
+    "output_dir": "output_dir",
+}
+
+
+# ------------------------------------------------------------------------- validation
+
+
+def _int(section: str, name: str, value: Any, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{section}.{name} must be an int >= {low}, got {value!r}")
+
+
+def _real(section: str, name: str, value: Any, low: float = 0.0, high: float = math.inf, *, open_low: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+    ok = ok and (value > low if open_low else value >= low) and value <= high
+    if not ok:
+        bound = f"> {low}" if open_low else f">= {low}"
+        rng = f"in [{low}, {high}]" if math.isfinite(high) else f"a finite number {bound}"
+        raise ValueError(f"{section}.{name} must be {rng}, got {value!r}")
+
+
+def _one_of(section: str, name: str, value: Any, allowed: Any) -> None:
+    if value not in allowed:
+        raise ValueError(f"{section}.{name} must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _lengths(section: str, min_len: int, max_len: int) -> None:
+    _int(section, "min_len", min_len)
+    _int(section, "max_len", max_len)
+    if min_len > max_len:
+        raise ValueError(f"{section}.min_len ({min_len}) must be <= {section}.max_len ({max_len})")
+
+
+@functools.cache
+def _grpo_fields() -> tuple[str, ...]:
+    import trl  # slow (seconds): only when there is something to check
+
+    return tuple(f.name for f in dataclasses.fields(trl.GRPOConfig) if f.init)
+
+
+def check_trl_overrides(overrides: Mapping[str, Any]) -> None:
+    """Refuse `rl.trl` keys that `trl.GRPOConfig` does not have (with close matches) and
+    keys this config owns (naming the key to set instead). Values are left to TRL.
+
+    Called by `RLConfig.__post_init__` when `rl.trl` is non-empty; importing trl is the
+    cost of that check.
+    """
+    for key in overrides:
+        if not isinstance(key, str):
+            raise ValueError(f"rl.trl keys must be strings, got {key!r}")
+        if key in TRL_OWNED_KEYS:
+            raise ValueError(
+                f"rl.trl.{key} is set by this config; set {TRL_OWNED_KEYS[key]} instead"
+            )
+    if not overrides:
+        return
+    names = _grpo_fields()
+    for key in overrides:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "; see trl.GRPOConfig"
+            raise ValueError(f"rl.trl.{key} is not a field of trl.GRPOConfig{hint}")
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """The problems: which task, how hard, how many per split."""
+
+    name: str = "chain"
+    """The task; "chain" is the built-in chained-arithmetic task."""
+    min_len: int = 1
+    """Shortest problem (for chain: number of operations)."""
+    max_len: int = 3
+    """Longest problem."""
+    train_size: int = 2000
+    """Problems in the training split."""
+    val_size: int = 200
+    """Problems in the validation split (evaluated during training)."""
+    test_size: int = 400
+    """Problems in the held-out test split (evaluated at the end)."""
+    seed: int = 0
+    """Seed of the problem generator (splits are fixed by it)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"task.name must be a non-empty string, got {self.name!r}")
+        _lengths("task", self.min_len, self.max_len)
+        _int("task", "train_size", self.train_size)
+        _int("task", "val_size", self.val_size, low=0)
+        _int("task", "test_size", self.test_size, low=0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The policy model, and LoRA if it is trained through adapters."""
+
+    policy: str | None = None
+    """None: the tiny built-in policy; else a local folder or a hub id."""
+    lora: bool = False
+    """Train LoRA adapters instead of all weights."""
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator (scale = alpha / r)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA branch."""
+    lora_target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    """Names of the modules that get adapters."""
+
+    def __post_init__(self) -> None:
+        if self.policy is not None and (not isinstance(self.policy, str) or not self.policy):
+            raise ValueError(f"model.policy must be null (the built-in policy) or a folder/hub id, got {self.policy!r}")
+        _int("model", "lora_r", self.lora_r)
+        _int("model", "lora_alpha", self.lora_alpha)
+        _real("model", "lora_dropout", self.lora_dropout, 0.0, 1.0)
+        if self.lora_dropout >= 1.0:
+            raise ValueError(f"model.lora_dropout must be < 1, got {self.lora_dropout!r}")
+        if self.lora and not self.lora_target_modules:
+            raise ValueError("model.lora_target_modules must name at least one module when model.lora is true")
+
+
+@dataclass(frozen=True)
+class ExpertsConfig:
+    """The expert pool consulted during training (EAPO.md §2, §6)."""
+
+    kind: str = "oracle"
+    """oracle (reads the gold answer), model (a separate model), homogeneous (a frozen
+    copy of the initial policy) or noisy (the oracle, wrong with probability noise_p)."""
+    model: str | None = None
+    """The expert model of kind "model" (required there): a local folder or hub id."""
+    noise_p: float = 0.0
+    """Probability that a reply is made wrong; any kind, kind "noisy" is the oracle with this noise."""
+    replicas: int = 1
+    """Pool size: copies of the expert, diverse through sampling temperature."""
+    routing: str = "mod"
+    """Which member answers the i-th query of a turn: mod (paper: i mod |pool|), round_robin, random."""
+    timeout_s: float = 60.0
+    """Per call; a slower reply counts as unavailable (EAPO.md §8)."""
+    max_new_tokens: int = 32
+    """Longest reply a model expert generates."""
+    temperature: float = 0.0
+    """Sampling temperature of a model expert; 0 is greedy."""
+
+    def __post_init__(self) -> None:
+        _one_of("experts", "kind", self.kind, EXPERT_KINDS)
+        if self.model is not None and (not isinstance(self.model, str) or not self.model):
+            raise ValueError(f"experts.model must be null or a folder/hub id, got {self.model!r}")
+        if (self.model is not None) != (self.kind == "model"):
+            raise ValueError(
+                "experts.model (a folder or hub id) is required by experts.kind 'model' and used by no other kind; "
+                f"got kind {self.kind!r} with model {self.model!r}"
+            )
+        _real("experts", "noise_p", self.noise_p, 0.0, 1.0)
+        _int("experts", "replicas", self.replicas)
+        _one_of("experts", "routing", self.routing, ROUTINGS.names())
+        _real("experts", "timeout_s", self.timeout_s, open_low=True)
+        _int("experts", "max_new_tokens", self.max_new_tokens)
+        _real("experts", "temperature", self.temperature)
+
+
+@dataclass(frozen=True)
+class WarmStartConfig:
+    """Supervised warm start of the tiny policy, so it speaks the protocol before RL."""
+
+    steps: int = 600
+    """Optimiser steps; 0 skips the warm start."""
+    learning_rate: float = 2e-3
+    """Learning rate of the warm start."""
+    batch_size: int = 64
+    """Sequences per step."""
+    min_len: int = 1
+    """Shortest synthetic problem shown."""
+    max_len: int = 6
+    """Longest synthetic problem shown."""
+    consult_prob: float = 0.3
+    """Share of demonstrations that consult before answering."""
+    refusal_prob: float = 0.3
+    """Share of demonstrated consultations that are refused (so the policy learns to go on alone)."""
+    seed: int = 0
+    """Seed of the demonstrations and of the warm-start optimiser."""
+
+    def __post_init__(self) -> None:
+        _int("warmstart", "steps", self.steps, low=0)
+        _real("warmstart", "learning_rate", self.learning_rate, open_low=True)
+        _int("warmstart", "batch_size", self.batch_size)
+        _lengths("warmstart", self.min_len, self.max_len)
+        _real("warmstart", "consult_prob", self.consult_prob, 0.0, 1.0)
+        _real("warmstart", "refusal_prob", self.refusal_prob, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """The RL phase on TRL's GRPOTrainer (EAPO.md §4)."""
+
+    arm: str = "eapo"
+    """eapo, or self_rl: the same trainer with the consult action disabled (the baseline)."""
+    steps: int = 200
+    """Policy updates (global training steps s = 1 .. steps)."""
+    prompts_per_step: int = 8
+    """Problems per step; each gets num_generations rollouts."""
+    num_generations: int = 8
+    """G: rollouts per problem, one group for the group-relative advantage."""
+    learning_rate: float = 3e-5
+    """Learning rate of the RL phase."""
+    loss_type: str = "dapo"
+    """TRL loss aggregation; dapo is token-level over all mask-1 tokens of the batch."""
+    epsilon: float = 0.2
+    """Lower clip of the probability ratio (eps_low)."""
+    epsilon_high: float = 0.28
+    """Upper clip of the probability ratio ("clip-higher")."""
+    beta: float = 0.0
+    """KL coefficient to a reference model; 0 as in DAPO (no reference model is loaded)."""
+    scale_rewards: str = "group"
+    """Divide advantages by the group's std (group), the batch's (batch), or not (none: Dr. GRPO)."""
+    num_iterations: int = 1
+    """Optimiser passes over each generated batch."""
+    save_steps: int = 50
+    """Save a checkpoint every this many steps."""
+    log_steps: int = 5
+    """Log training metrics every this many steps."""
+    dump_rollouts_every: int = 25
+    """Write the step's episodes to the run folder every this many steps; 0 never."""
+    trl: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for trl.GRPOConfig, passed as-is (keys checked, see module doc)."""
+
+    def __post_init__(self) -> None:
+        _one_of("rl", "arm", self.arm, ARMS)
+        _int("rl", "steps", self.steps)
+        _int("rl", "prompts_per_step", self.prompts_per_step)
+        _int("rl", "num_generations", self.num_generations, low=2)  # a group of one has no advantage
+        _real("rl", "learning_rate", self.learning_rate, open_low=True)
+        if not isinstance(self.loss_type, str) or not self.loss_type:
+            raise ValueError(f"rl.loss_type must be a TRL loss type name, got {self.loss_type!r}")
+        _real("rl", "epsilon", self.epsilon)
+        _real("rl", "epsilon_high", self.epsilon_high)
+        _real("rl", "beta", self.beta)
+        _one_of("rl", "scale_rewards", self.scale_rewards, SCALE_REWARDS)
+        _int("rl", "num_iterations", self.num_iterations)
+        _int("rl", "save_steps", self.save_steps)
+        _int("rl", "log_steps", self.log_steps)
+        _int("rl", "dump_rollouts_every", self.dump_rollouts_every, low=0)
+        if not isinstance(self.trl, Mapping):
+            raise ValueError(f"rl.trl must be a mapping of GRPOConfig keyword arguments, got {self.trl!r}")
+        check_trl_overrides(self.trl)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Expert-free evaluation (EAPO.md §5)."""
+
+    n: int = 4
+    """Samples per problem (avg@n, and pass@k for k <= n)."""
+    k: tuple[int, ...] = (1, 2, 4)
+    """The k of the reported pass@k."""
+    temperature: float = 1.0
+    """Sampling temperature of the n samples."""
+    greedy: bool = True
+    """Also report greedy (temperature 0) accuracy."""
+    lock: str = "forbid"
+    """How consulting is locked off: forbid (consult tag can't be decoded), refuse (rho = 0), both."""
+    every_steps: int = 50
+    """Evaluate on the validation split every this many RL steps; 0 only at the end."""
+    val_size: int = 100
+    """Validation problems used by the evaluations during training (<= task.val_size)."""
+
+    def __post_init__(self) -> None:
+        _int("eval", "n", self.n)
+        if not self.k:
+            raise ValueError("eval.k must list at least one k")
+        for k in self.k:
+            _int("eval", "k", k)
+            if k > self.n:
+                raise ValueError(f"eval.k values must be <= eval.n ({self.n}) for an unbiased pass@k, got {k}")
+        _real("eval", "temperature", self.temperature, open_low=True)
+        _one_of("eval", "lock", self.lock, EVAL_LOCKS)
+        _int("eval", "every_steps", self.every_steps, low=0)
+        _int("eval", "val_size", self.val_size)
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: warm start (tiny policy), then RL with experts, then evaluation."""
+
+    seed: int = 0
+    """Seed of the run (sampling, acceptance draws, routing, trainer)."""
+    output_dir: str = "runs/default"
+    """Where checkpoints, metrics, rollout dumps and this config (as YAML) are written."""
+    task: TaskConfig = field(default_factory=TaskConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    experts: ExpertsConfig = field(default_factory=ExpertsConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)
+    turn_budget: TurnBudgetConfig = field(default_factory=TurnBudgetConfig)
+    penalty: PenaltyConfig = field(default_factory=PenaltyConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise ValueError(f"output_dir must be a non-empty path, got {self.output_dir!r}")
+        if self.penalty.coef > 0 and self.penalty.apply_to == "all" and self.rl.scale_rewards != "none":
+            raise ValueError(
+                f"penalty.apply_to 'all' with penalty.coef > 0 needs rl.scale_rewards 'none' "
+                f"(got {self.rl.scale_rewards!r}): in a group where every completion fails, the per-consult "
+                "cost is the only reward difference, and dividing by the group's spread blows it up into "
+                "full-size advantages that teach the policy to stop asking whatever rho_s is (EAPO.md §8). "
+                "Use penalty.apply_to 'success', or rl.scale_rewards 'none'."
+            )
+        if self.eval.val_size > self.task.val_size:
+            raise ValueError(
+                f"eval.val_size ({self.eval.val_size}) must be <= task.val_size ({self.task.val_size})"
+            )

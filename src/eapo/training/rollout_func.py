@@ -1,0 +1,147 @@
+"""EAPO as TRL's custom rollout: `EAPORollout(prompts, trainer) -> dict`.
+
+TRL's `GRPOTrainer` keeps what it does well (the clipped token-level loss, optimiser,
+accelerate/DeepSpeed, logging); this object replaces its single-turn generation with the
+expert-assisted multi-turn rollout. It reads the global step from the trainer, so the
+schedules (`rho_s`, `T_s`, `lambda_s`) follow training, also after a resume; it hands TRL
+the exact token record, with `env_mask` = our loss mask so expert tokens leave the loss;
+and it passes each episode's reward and metrics on as extra fields, which TRL forwards to
+`eapo_reward` (the reward function), where they are logged through TRL's `log_metric`
+(averaged across processes).
+
+Facts this relies on (TRL 1.16, checked in tests): the rollout function receives each
+prompt repeated `num_generations` times and returns one completion per prompt received;
+`env_mask` is honoured only when no `tools` are given; `max_completion_length` is not
+applied to custom rollouts (our `RolloutConfig` limits apply instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from eapo.rollout.dump import episode_record, write_jsonl
+from eapo.rollout.engine import RolloutEngine
+from eapo.rollout.hf_backend import HFBackend
+from eapo.rollout.metrics import rollout_metrics
+from eapo.schedules.acceptance import AcceptanceConfig, acceptance_rate
+from eapo.schedules.adaptive import ProblemHistory
+from eapo.schedules.budget import TurnBudgetConfig, turn_budget
+from eapo.schedules.penalty import PenaltyConfig, penalty_coef
+from eapo.types import Episode, Problem
+
+log = logging.getLogger(__name__)
+
+
+class EAPORollout:
+    def __init__(
+        self,
+        engine: RolloutEngine,
+        problems: Sequence[Problem],
+        *,
+        acceptance: AcceptanceConfig,
+        budget: TurnBudgetConfig,
+        penalty: PenaltyConfig,
+        total_steps: int,
+        history: ProblemHistory | None = None,
+        dump_dir: Path | None = None,
+        dump_every: int = 0,
+        model_path: str = "",
+    ) -> None:
+        self.engine = engine
+        self.by_prompt = {p.question: p for p in problems}
+        if len(self.by_prompt) != len(problems):
+            raise ValueError("problem texts must be unique: the rollout maps TRL's prompts back to problems by text")
+        self.acceptance, self.budget, self.penalty = acceptance, budget, penalty
+        self.total_steps = total_steps
+        self.history = history
+        self.dump_dir, self.dump_every, self.model_path = dump_dir, dump_every, model_path
+        self.last_episodes: list[Episode] = []
+        self.__name__ = "eapo_rollout"  # TRL logs the rollout function by name
+
+    def schedule(self, step: int) -> dict[str, float]:
+        """The schedules' values at a (1-based) global step."""
+        return {
+            "rho": acceptance_rate(step, self.acceptance, self.total_steps),
+            "turn_budget": float(turn_budget(step, self.budget, self.total_steps)),
+            "penalty_coef": penalty_coef(step, self.penalty, self.total_steps),
+        }
+
+    def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        step = int(trainer.state.global_step) + 1
+        problems = [self.by_prompt[_prompt_text(p)] for p in prompts]
+        seen: Counter[str] = Counter()
+        uids = []
+        for p in problems:  # deterministic per (step, problem, copy): resumes redraw the same coins
+            uids.append(f"s{step}-{p.id}-{seen[p.id]}")
+            seen[p.id] += 1
+        sched = self.schedule(step)
+        if self.history is not None:
+            rhos = [self.history.rate(p.id, sched["rho"]) for p in problems]
+        else:
+            rhos = [sched["rho"]] * len(problems)
+
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        self.engine.backend = HFBackend(model, self.engine.tokenizer)
+        t0 = time.perf_counter()
+        episodes = self.engine.run(problems, step=step, uids=uids, rhos=rhos, turn_budget=int(sched["turn_budget"]),
+                                   penalty_coef=sched["penalty_coef"])
+        wall = time.perf_counter() - t0
+        if self.history is not None:
+            for ep in episodes:
+                self.history.record(ep.problem_id, success=ep.score >= 1.0, aided=ep.accepted_calls > 0, step=step,
+                                    uid=ep.uid)
+        self.last_episodes = episodes
+        self._maybe_dump(step, episodes, problems)
+
+        metrics = rollout_metrics(episodes)
+        metrics.update({
+            "schedule/rho": sched["rho"],
+            "schedule/turn_budget": sched["turn_budget"],
+            "schedule/penalty_coef": sched["penalty_coef"],
+            "schedule/rho_effective": sum(rhos) / len(rhos),
+            "time/rollout_s": wall,
+            "time/generation_s": self.engine.timings.generation_s,
+            "time/expert_wait_s": self.engine.timings.expert_s,
+        })
+        if self.history is not None:
+            metrics.update(self.history.summary())
+        return {
+            "prompt_ids": [ep.prompt_ids for ep in episodes],
+            "completion_ids": [ep.completion_ids for ep in episodes],
+            "logprobs": [ep.logprobs for ep in episodes],
+            "env_mask": [ep.loss_mask for ep in episodes],
+            "eapo_reward": [ep.reward for ep in episodes],
+            "eapo_metrics": [metrics] * len(episodes),
+        }
+
+    def _maybe_dump(self, step: int, episodes: list[Episode], problems: list[Problem]) -> None:
+        if not self.dump_dir or not self.dump_every or (step != 1 and step % self.dump_every):
+            return
+        tok = self.engine.tokenizer
+        records = [episode_record(ep, tok, p.question, self.model_path, self.model_path) for ep, p in zip(episodes, problems)]
+        write_jsonl(records, self.dump_dir / f"rollouts-step{step:06d}.jsonl")
+
+
+def _prompt_text(prompt: Any) -> str:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list) and prompt and isinstance(prompt[-1], dict):  # conversational
+        return str(prompt[-1].get("content", ""))
+    raise TypeError(f"unsupported prompt type {type(prompt).__name__}")
+
+
+def eapo_reward(prompts: list[Any], completions: list[Any], eapo_reward: list[float], eapo_metrics: list[dict] | None = None,
+                log_metric: Any = None, **_: Any) -> list[float]:
+    """TRL reward function: the reward the rollout already computed from policy tokens.
+
+    The completion text TRL decodes is not used: the answer was parsed from mask-1 tokens
+    during the rollout, so an answer inside an expert reply can never be credited here."""
+    if log_metric is not None and eapo_metrics:
+        for name, value in eapo_metrics[0].items():
+            log_metric(name, float(value))
+    return [float(r) for r in eapo_reward]

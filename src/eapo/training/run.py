@@ -1,0 +1,226 @@
+"""One training run: EAPO (or self-exploratory RL) on TRL's GRPOTrainer.
+
+`train_run` wires the pieces: the task's problems, the expert pool, the rollout engine
+inside `EAPORollout`, EAPO's reward, TRL's `GRPOConfig` with the settings of EAPO.md §4,
+callbacks for metrics, checkpoints and validation, then a final expert-free evaluation on
+the test split. Everything a run produces goes into its run directory:
+
+    config.yaml        the resolved configuration
+    metrics.jsonl      TRL's and our metrics, one line per log event
+    val.jsonl          periodic expert-free validation
+    rollouts/          sampled rollouts in the dump format (docs/dump-format.md)
+    checkpoint-N/      TRL's state plus ours (eapo_state.json, EAPO_COMPLETE)
+    test.json          final expert-free test metrics; test_records.jsonl per episode
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from eapo.config import dump_yaml
+from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
+from eapo.rollout.engine import RolloutEngine
+from eapo.schedules.adaptive import ProblemHistory
+from eapo.schedules.budget import eval_turn_budget
+from eapo.schedules.gate import AcceptanceGate
+from eapo.tasks.arithmetic import ChainTask
+from eapo.training.callbacks import EAPOState, MetricsFile, PeriodicEval
+from eapo.training.checkpoints import CheckpointError, last_complete_checkpoint, read_state
+from eapo.training.config import TrainConfig
+from eapo.training.rollout_func import EAPORollout, eapo_reward
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    test: dict[str, float]
+    val: list[dict[str, Any]]
+    wall_s: float
+
+
+def build_task(cfg: TrainConfig) -> ChainTask:
+    t = cfg.task
+    return ChainTask(name=t.name, min_len=t.min_len, max_len=t.max_len, seed=t.seed,
+                     sizes=(("train", t.train_size), ("val", t.val_size), ("test", t.test_size)))
+
+
+def build_pool(cfg: TrainConfig, task: ChainTask, initial_policy: str) -> ExpertPool | None:
+    """The expert pool of the run, or None when consulting is off (self-exploratory RL)."""
+    e = cfg.experts
+    if cfg.rl.arm != "eapo":
+        return None
+    if e.kind == "oracle":
+        base = [OracleExpert(task.oracle_answer, name="oracle")]
+    elif e.kind in ("model", "homogeneous"):
+        path = initial_policy if e.kind == "homogeneous" else e.model
+        if not path:
+            raise ValueError("experts.kind 'model' needs experts.model (a model folder or hub id)")
+        base = [HFModelExpert(path, name=f"{e.kind}-{i}", max_new_tokens=e.max_new_tokens,
+                              temperature=e.temperature, seed=cfg.seed + i) for i in range(e.replicas)]
+    elif e.kind == "noisy":
+        base = [OracleExpert(task.oracle_answer, name="oracle")]
+    else:  # validated by the config; kept for a clear error if a new kind is half-added
+        raise ValueError(f"unknown experts.kind {e.kind!r}")
+    if e.noise_p > 0 or e.kind == "noisy":
+        base = [NoisyExpert(m, p=e.noise_p, seed=cfg.seed + i) for i, m in enumerate(base)]
+    members = base * max(1, e.replicas) if e.kind in ("oracle", "noisy") else base
+    return ExpertPool(members, routing=e.routing, timeout_s=e.timeout_s, seed=cfg.seed)
+
+
+def grpo_args(cfg: TrainConfig, run_dir: Path) -> Any:
+    """TRL's GRPOConfig with EAPO.md §4's settings; CPU-friendly only where there is no GPU."""
+    from trl import GRPOConfig
+
+    rl = cfg.rl
+    on_gpu = torch.cuda.is_available()
+    args: dict[str, Any] = dict(
+        output_dir=str(run_dir),
+        max_steps=rl.steps,
+        per_device_train_batch_size=rl.prompts_per_step * rl.num_generations,
+        gradient_accumulation_steps=1,
+        num_generations=rl.num_generations,
+        learning_rate=rl.learning_rate,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        loss_type=rl.loss_type,
+        epsilon=rl.epsilon,
+        epsilon_high=rl.epsilon_high,
+        beta=rl.beta,
+        scale_rewards=rl.scale_rewards,
+        num_iterations=rl.num_iterations,
+        temperature=cfg.rollout.temperature,
+        logging_steps=rl.log_steps,
+        save_steps=rl.save_steps,
+        save_strategy="steps",
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        gradient_checkpointing=False,
+        remove_unused_columns=False,
+        disable_tqdm=False,
+        log_completions=False,
+        mask_truncated_completions=False,  # our completions end on tags, not EOS: not truncation
+        dataloader_num_workers=0,
+    )
+    args.update(rl.trl)
+    return GRPOConfig(**args)
+
+
+def train_run(cfg: TrainConfig, run_dir: str | Path, *, policy_path: str, resume: bool = False) -> RunResult:
+    """Train from `policy_path` (a warm-started policy) and evaluate expert-free on test."""
+    import time
+
+    from datasets import Dataset
+    from trl import GRPOTrainer
+
+    from eapo.evaluation.evaluate import evaluate_policy
+    from eapo.models.build import load_policy
+
+    t_start = time.time()
+    run_dir = Path(run_dir)
+    checkpoint = None
+    if resume:
+        checkpoint = last_complete_checkpoint(run_dir)
+        if checkpoint is None:
+            raise CheckpointError(f"--resume: no complete checkpoint in {run_dir}")
+    elif run_dir.exists() and any(run_dir.glob("checkpoint-*")):
+        raise FileExistsError(f"{run_dir} already holds checkpoints: use --resume, or another --out")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    except OSError as e:
+        raise OSError(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from e
+
+    task = build_task(cfg)
+    train_problems = task.split("train")
+    val_problems = task.split("val")[: cfg.eval.val_size]
+    test_problems = task.split("test")
+
+    model, tok = load_policy(policy_path)
+    eapo = cfg.rl.arm == "eapo"
+    rollout_cfg = dataclasses.replace(cfg.rollout, consult_mode=cfg.rollout.consult_mode if eapo else "forbid")
+    pool = build_pool(cfg, task, policy_path)
+    engine = RolloutEngine(None, tok, rollout_cfg, pool=pool,  # backend bound to the trainer's model per call
+                           gate=AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity),
+                           scorer=task.scorer, reward=cfg.reward, penalty_apply_to=cfg.penalty.apply_to,
+                           seed=cfg.seed)
+    history = ProblemHistory(cfg.acceptance.adaptive) if (eapo and cfg.acceptance.adaptive is not None) else None
+    rollout = EAPORollout(engine, train_problems, acceptance=cfg.acceptance, budget=cfg.turn_budget,
+                          penalty=cfg.penalty, total_steps=cfg.rl.steps, history=history,
+                          dump_dir=run_dir / "rollouts", dump_every=cfg.rl.dump_rollouts_every,
+                          model_path=policy_path)
+    if checkpoint is not None:
+        state = read_state(checkpoint)
+        if history is not None and "history" in state:
+            history.load_state_dict(state["history"])
+        if pool is not None and "pool" in state:
+            pool.load_state_dict(state["pool"])
+        log.info("resuming from %s (step %s)", checkpoint, state.get("global_step"))
+
+    def eapo_state() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if history is not None:
+            out["history"] = history.state_dict()
+        if pool is not None:
+            out["pool"] = pool.state_dict()
+        return out
+
+    peft_config = None
+    if cfg.model.lora:
+        from peft import LoraConfig
+
+        m = cfg.model
+        peft_config = LoraConfig(r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
+                                 target_modules=list(m.lora_target_modules), task_type="CAUSAL_LM")
+
+    eval_budget = eval_turn_budget(cfg.turn_budget)
+
+    def run_eval(step: int, problems=val_problems, n: int | None = None) -> dict[str, float]:
+        res = evaluate_policy(model_ref(), tok, problems, rollout=rollout_cfg, lock=cfg.eval.lock,
+                              n=n or cfg.eval.n, ks=cfg.eval.k, temperature=cfg.eval.temperature,
+                              greedy=cfg.eval.greedy, turn_budget=eval_budget, scorer=task.scorer, seed=cfg.seed,
+                              step=step)
+        return res.metrics
+
+    dataset = Dataset.from_dict({"prompt": [p.question for p in train_problems]})
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[eapo_reward],
+        args=grpo_args(cfg, run_dir),
+        train_dataset=dataset,
+        processing_class=tok,
+        rollout_func=rollout,
+        peft_config=peft_config,
+    )
+
+    def model_ref():
+        return trainer.accelerator.unwrap_model(trainer.model)
+
+    trainer.add_callback(MetricsFile(run_dir / "metrics.jsonl"))
+    trainer.add_callback(EAPOState(eapo_state))
+    trainer.add_callback(PeriodicEval(cfg.eval.every_steps, run_eval, run_dir / "val.jsonl"))
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    test = evaluate_policy(model_ref(), tok, test_problems, rollout=rollout_cfg, lock=cfg.eval.lock, n=cfg.eval.n,
+                           ks=cfg.eval.k, temperature=cfg.eval.temperature, greedy=cfg.eval.greedy,
+                           turn_budget=eval_budget, scorer=task.scorer, seed=cfg.seed, step=cfg.rl.steps)
+    (run_dir / "test.json").write_text(json.dumps(test.metrics, indent=2))
+    with (run_dir / "test_records.jsonl").open("w") as f:
+        for rec in test.records:
+            f.write(json.dumps(rec) + "\n")
+    val = [json.loads(x) for x in (run_dir / "val.jsonl").read_text().splitlines()] if (run_dir / "val.jsonl").exists() else []
+    trainer.save_model(str(run_dir / "final"))
+    return RunResult(run_dir=run_dir, test=test.metrics, val=val, wall_s=time.time() - t_start)

@@ -1,0 +1,143 @@
+"""Warm start: examples in the engine's exact token layout, TRL's labels honour the mask,
+the result folder is atomic, cached and loadable."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from eapo.experts.oracle import OracleExpert
+from eapo.experts.pool import ExpertPool
+from eapo.models.build import TinyModelSpec, build_tiny_model, load_policy
+from eapo.models.tokenizer import build_tokenizer
+from eapo.protocol.render import render_observation, render_refusal
+from eapo.protocol.tags import Tags
+from eapo.rollout.config import RolloutConfig
+from eapo.rollout.engine import RolloutEngine
+from eapo.rollout.fake_backend import ScriptedBackend
+from eapo.tasks.arithmetic import ChainTask, evaluate_chain
+from eapo.training import warmstart as ws
+from eapo.training.warmstart import WarmStartConfig, build_examples, encode_pieces, warm_start
+from eapo.types import Problem
+
+TAGS = Tags()
+SMALL = TinyModelSpec(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                      intermediate_size=64, max_position_embeddings=512)
+TASK = ChainTask(min_len=2, max_len=3, sizes=(("train", 20), ("val", 10), ("test", 10)))
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer(TAGS)
+
+
+def turns_of(pieces):
+    """The policy's segments between observations, as the engine would sample them."""
+    turns, cur = [], ""
+    for text, is_policy in pieces:
+        if is_policy:
+            cur += text
+        else:
+            turns.append(cur)
+            cur = ""
+    return turns + [cur]
+
+
+@pytest.mark.parametrize("question, consult, refused", [
+    ("47+38-19+66", frozenset(), frozenset()),
+    ("47+38-19+66", frozenset({1}), frozenset()),
+    ("47+38-19+66", frozenset({0, 2}), frozenset({0, 2})),
+    ("12+30", frozenset({0}), frozenset({0})),
+])
+def test_engine_completion_equals_warm_start_example(tok, question, consult, refused):
+    task = ChainTask()
+    pieces = ChainTask.solution_text(question, consult, refused_steps=refused, tags=TAGS)
+    ids, mask, prompt_len = encode_pieces(tok, question, pieces)
+    turns = turns_of(pieces)
+    backend = ScriptedBackend(lambda ctx, call: tok.encode(turns[call - 1], add_special_tokens=False),
+                              (tok.eos_token_id,))
+    engine = RolloutEngine(backend, tok, RolloutConfig(system_prompt="", max_queries=1, tokens_per_turn=200),
+                           pool=ExpertPool([OracleExpert(task.oracle_answer)]))
+    # rho 1 accepts every consultation, rho 0 refuses every one
+    rho = 0.0 if refused else 1.0
+    [ep] = engine.run([Problem("p", question, str(evaluate_chain(question)))], step=1, rhos=rho,
+                      turn_budget=len(turns) + 2)
+    assert ep.stop_reason == "answer" and ep.score == 1.0
+    assert ep.prompt_ids == ids[:prompt_len]
+    assert ep.completion_ids == ids[prompt_len:]
+    assert ep.loss_mask == mask[prompt_len:]
+    assert len(ep.turns) == len(turns)
+
+
+def test_refused_step_is_rendered_as_the_engine_does():
+    pieces = ChainTask.solution_text("47+38-19", frozenset({0, 1}), refused_steps=frozenset({1}))
+    obs = [t for t, p in pieces if not p]
+    assert obs == ['\n<expert id="0">85</expert>\n', render_observation([render_refusal(0, TAGS)])]
+    policy = "".join(t for t, p in pieces if p)
+    assert policy == ("<consult><query>47+38</query></consult>47+38=85 <consult><query>85-19</query></consult>"
+                      "85-19=66 <answer>66</answer>")
+    with pytest.raises(ValueError, match="subset"):
+        ChainTask.solution_text("47+38", frozenset(), refused_steps=frozenset({0}))
+
+
+def test_examples_are_deterministic_mix_all_lengths_and_avoid_held_out(tok):
+    cfg = WarmStartConfig(min_len=1, max_len=4, consult_prob=0.5, refusal_prob=0.5, seed=3)
+    a = build_examples(tok, TASK, cfg, 200)
+    assert a == build_examples(tok, TASK, cfg, 200)
+    assert a != build_examples(tok, TASK, dataclasses.replace(cfg, seed=4), 200)
+    held = {p.question for s in ("val", "test") for p in TASK.split(s)}
+    texts = [tok.decode(e["input_ids"]) for e in a]
+    questions = [t.split("user\n")[1].split("<|im_end|>")[0] for t in texts]
+    assert not held & set(questions)
+    assert {len(ChainTask.solution_text(q)) - 1 for q in questions} == {1, 2, 3, 4}
+    for e, text in zip(a, texts):
+        assert len(e["input_ids"]) == len(e["completion_mask"])
+        obs = tok.decode([t for t, m in zip(e["input_ids"], e["completion_mask"]) if not m])
+        assert "<expert" not in tok.decode([t for t, m in zip(e["input_ids"], e["completion_mask"]) if m])
+        assert obs.count("<expert") == text.count("<expert")
+    assert any("expert unavailable" in t for t in texts) and any('">' in t and "unavailable" not in t for t in texts)
+
+
+def test_trl_labels_follow_the_mask_with_zeros_in_the_middle(tok, tmp_path):
+    model_dir = build_tiny_model(tmp_path / "m", SMALL)
+    model, tokenizer = load_policy(model_dir)
+    cfg = WarmStartConfig(steps=1, batch_size=2, consult_prob=1.0, refusal_prob=0.5)
+    examples = build_examples(tokenizer, TASK, cfg, 4)
+    trainer = ws.make_trainer(model, tokenizer, examples, cfg, tmp_path / "out")
+    for ex, row in zip(examples, trainer.train_dataset):
+        want = [t if m else -100 for t, m in zip(ex["input_ids"], ex["completion_mask"])]
+        assert row["labels"] == want
+        inner = ex["completion_mask"][ex["completion_mask"].index(1):]
+        assert 0 in inner  # observation tokens between policy tokens are masked
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(2)])
+    assert batch["labels"].shape == batch["input_ids"].shape
+
+
+def test_warm_start_is_cached_atomic_and_loadable(tmp_path, monkeypatch):
+    model_dir = build_tiny_model(tmp_path / "m", SMALL)
+    cfg = WarmStartConfig(steps=2, batch_size=4)
+    out = warm_start(model_dir, tmp_path / "ws", TASK, cfg)
+    marker = json.loads((out / ws.MARKER_FILE).read_text())
+    assert marker["key"] == out.name.removeprefix("warmstart-") and marker["cfg"]["steps"] == 2
+    assert [p.name for p in (tmp_path / "ws").iterdir()] == [out.name]  # no temp folders left
+    assert not (out / "_trainer").exists()
+    model, tokenizer = load_policy(out)
+    assert tokenizer.encode("<consult>", add_special_tokens=False) == [tokenizer.convert_tokens_to_ids("<consult>")]
+
+    def boom(*a, **k):
+        raise AssertionError("a cached warm start must not train again")
+
+    monkeypatch.setattr(ws, "_train", boom)
+    assert warm_start(model_dir, tmp_path / "ws", TASK, cfg) == out
+    with pytest.raises(AssertionError, match="cached"):  # another config is another folder
+        warm_start(model_dir, tmp_path / "ws", TASK, dataclasses.replace(cfg, seed=1))
+    assert [p.name for p in (tmp_path / "ws").iterdir()] == [out.name]  # the failed build left nothing
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="min_len"):
+        WarmStartConfig(min_len=3, max_len=2)
+    with pytest.raises(ValueError, match="consult_prob"):
+        WarmStartConfig(consult_prob=1.5)
