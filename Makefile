@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(BIN)/eapo demo
+	$(BIN)/eapo train
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

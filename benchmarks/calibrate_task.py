@@ -48,6 +48,7 @@ CANDIDATES = {
     "b32-c50": ("p0.4M", WarmStartConfig(batch_size=32, consult_prob=0.5)),
     "b32-L8": ("p0.4M", WarmStartConfig(batch_size=32, max_len=8)),
     "p0.8M-b32": ("p0.8M", WarmStartConfig(batch_size=32)),
+    "p0.8M": ("p0.8M", WarmStartConfig()),
     "p1.6M-b32": ("p1.6M", WarmStartConfig(batch_size=32)),
 }
 

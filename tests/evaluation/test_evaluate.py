@@ -125,7 +125,8 @@ def test_forbid_bans_the_consult_tag_in_decoding(tok):
     backend = ByProblem(tok)
     run(tok, backend, lock="forbid")
     consult_ids = tuple(tok.encode(TAGS.consult_open, add_special_tokens=False))
-    assert backend.params and all(p.forbidden == (consult_ids,) for p in backend.params)
+    close_ids = tuple(tok.encode(TAGS.consult_close, add_special_tokens=False))
+    assert backend.params and all(p.forbidden == (consult_ids, close_ids) for p in backend.params)
 
 
 def test_both_locks_prefix_their_metrics(tok):

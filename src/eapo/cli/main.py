@@ -76,9 +76,66 @@ def validate_dump(path: Path) -> None:
     console.print(f"{path}: {count} valid records")
 
 
+QUICK = [
+    "rl.steps=40", "rl.prompts_per_step=4", "rl.save_steps=20", "rl.log_steps=5", "eval.every_steps=20",
+    "eval.val_size=50", "task.test_size=100", "eval.n=2", "eval.k=[1,2]",
+]
+
+
+@app.command()
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML configuration (default: the embedded default).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a key: --set rl.steps=100 (repeatable).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run directory (default: output_dir of the config).")] = None,
+    arms: Annotated[str, typer.Option(help="Comma-separated arms to train from the same start: self_rl, eapo.")] = "self_rl,eapo",
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last complete checkpoint.")] = None,
+    quick: Annotated[bool, typer.Option(help="A short run (a few minutes on 2 CPU cores).")] = False,
+    model: Annotated[Optional[str], typer.Option(help="Policy: any local folder or hub id of a causal LM (skips the tiny warm start).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Cache of tiny models and warm starts.")] = None,
+    verbose: bool = False,
+) -> None:
+    """Warm start, then self-exploratory RL and EAPO from the same start; expert-free test table."""
+    _setup_logging(verbose)
+    from eapo.config import ConfigError, load_config
+    from eapo.training.checkpoints import CheckpointError
+    from eapo.training.compare import run_arms, table_rows
+    from eapo.training.config import TrainConfig
+
+    overrides = (QUICK if quick else []) + list(set_ or [])
+    config_path = config
+    if resume is not None and config is None:
+        config_path = resume / "config.yaml"  # the resolved config the interrupted run saved
+        if not config_path.exists():
+            console.print(f"[red]--resume:[/red] {resume} has no config.yaml; is it a directory made by eapo train?")
+            raise typer.Exit(2)
+    try:
+        cfg = load_config(TrainConfig, str(config_path) if config_path else None, overrides)
+    except (ConfigError, OSError) as e:
+        console.print(f"[red]configuration error:[/red] {e}")
+        raise typer.Exit(2) from None
+    arm_list = tuple(a.strip() for a in arms.split(",") if a.strip())
+    bad = [a for a in arm_list if a not in ("self_rl", "eapo")]
+    if bad or not arm_list:
+        console.print(f"[red]--arms:[/red] unknown arm(s) {bad}; valid: self_rl, eapo")
+        raise typer.Exit(2)
+    run_dir = resume or out or Path(cfg.output_dir)
+    try:
+        rows = run_arms(cfg, run_dir, arms=arm_list, model=model, resume=resume is not None, cache_dir=cache_dir)
+    except (CheckpointError, FileExistsError, OSError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
+    ks = tuple(cfg.eval.k)
+    table = Table(title=f"Expert-free test accuracy (%), {cfg.task.test_size} problems, seed {cfg.seed} -> {run_dir}")
+    for col in ["policy", "greedy", f"avg@{cfg.eval.n}", *[f"pass@{k}" for k in ks], "consult attempts", "wall s"]:
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for r in table_rows(rows, ks):
+        table.add_row(*r)
+    console.print(table)
+
+
 @app.command()
 def demo(cache_dir: Optional[Path] = None) -> None:
-    """The embedded default: until the trainer lands, a rollout of the tiny policy with the oracle."""
+    """A rollout of the tiny policy with the oracle expert, dumped to runs/demo/rollout.jsonl."""
     rollout(out=Path("runs/demo/rollout.jsonl"), n=32, expert="oracle", policy=None, rho=1.0, k=3, turns=6,
             temperature=1.0, seed=0, cache_dir=cache_dir, verbose=False)
 

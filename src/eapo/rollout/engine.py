@@ -100,7 +100,10 @@ class RolloutEngine:
         for tag in tags.stop_strings:
             ids = self._encode(tag)
             (stop_ids.append(ids[0]) if len(ids) == 1 else stop_strings.append(tag))
-        forbidden = (tuple(self._encode(tags.consult_open)),) if config.consult_mode == "forbid" else ()
+        # Forbidding both ends of the consult block makes a consultation impossible to write,
+        # not just hard to open (a stray closing tag would otherwise parse as an attempt).
+        forbidden = ((tuple(self._encode(tags.consult_open)), tuple(self._encode(tags.consult_close)))
+                     if config.consult_mode == "forbid" else ())
         self.params = SamplingParams(
             temperature=config.temperature,
             top_p=config.top_p,

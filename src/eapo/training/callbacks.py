@@ -67,3 +67,15 @@ class PeriodicEval(TrainerCallback):
                 with self.out.open("a", encoding="utf-8") as f:
                     f.write(json.dumps({"step": step, **metrics}) + "\n")
                 log.info("step %d validation: %s", step, {k: round(v, 4) for k, v in metrics.items()})
+
+
+class StopAt(TrainerCallback):
+    """Ends the session at a step, checkpointing first: an interruption on purpose."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step >= self.step:
+            control.should_save = True
+            control.should_training_stop = True

@@ -370,7 +370,9 @@ class TrainConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(system_prompt=""))
+    # The built-in default has no system text: the tiny policy learns the protocol in its warm
+    # start (which uses none), and every turn would pay for the text. Real models: set null.
     acceptance: AcceptanceConfig = field(default_factory=AcceptanceConfig)
     turn_budget: TurnBudgetConfig = field(default_factory=TurnBudgetConfig)
     penalty: PenaltyConfig = field(default_factory=PenaltyConfig)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.dump import episode_record, write_jsonl
 from eapo.rollout.engine import RolloutEngine
 from eapo.rollout.hf_backend import HFBackend
@@ -51,8 +52,12 @@ class EAPORollout:
         dump_dir: Path | None = None,
         dump_every: int = 0,
         model_path: str = "",
+        backend_factory: Callable[[Any, Any], GenerationBackend] | None = None,
     ) -> None:
         self.engine = engine
+        # Builds the generation backend around the trainer's current model at every call
+        # (HF transformers by default; vLLM or a scripted policy plug in here).
+        self.backend_factory = backend_factory or HFBackend
         self.by_prompt = {p.question: p for p in problems}
         if len(self.by_prompt) != len(problems):
             raise ValueError("problem texts must be unique: the rollout maps TRL's prompts back to problems by text")
@@ -86,7 +91,7 @@ class EAPORollout:
             rhos = [sched["rho"]] * len(problems)
 
         model = trainer.accelerator.unwrap_model(trainer.model)
-        self.engine.backend = HFBackend(model, self.engine.tokenizer)
+        self.engine.backend = self.backend_factory(model, self.engine.tokenizer)
         t0 = time.perf_counter()
         episodes = self.engine.run(problems, step=step, uids=uids, rhos=rhos, turn_budget=int(sched["turn_budget"]),
                                    penalty_coef=sched["penalty_coef"])

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from eapo.schedules.adaptive import ProblemHistory
 from eapo.schedules.budget import eval_turn_budget
 from eapo.schedules.gate import AcceptanceGate
 from eapo.tasks.arithmetic import ChainTask
-from eapo.training.callbacks import EAPOState, MetricsFile, PeriodicEval
+from eapo.training.callbacks import EAPOState, MetricsFile, PeriodicEval, StopAt
 from eapo.training.checkpoints import CheckpointError, last_complete_checkpoint, read_state
 from eapo.training.config import TrainConfig
 from eapo.training.rollout_func import EAPORollout, eapo_reward
@@ -118,8 +119,20 @@ def grpo_args(cfg: TrainConfig, run_dir: Path) -> Any:
     return GRPOConfig(**args)
 
 
-def train_run(cfg: TrainConfig, run_dir: str | Path, *, policy_path: str, resume: bool = False) -> RunResult:
-    """Train from `policy_path` (a warm-started policy) and evaluate expert-free on test."""
+def train_run(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    policy_path: str,
+    resume: bool = False,
+    backend_factory: Callable[[Any, Any], Any] | None = None,
+    stop_at_step: int | None = None,
+) -> RunResult:
+    """Train from `policy_path` (a warm-started policy) and evaluate expert-free on test.
+
+    `backend_factory(model, tokenizer)` replaces the HF generation backend of the rollout.
+    `stop_at_step` ends the session early (after checkpointing there), as an interruption
+    would; the schedules still follow `rl.steps`, and `resume=True` continues the run."""
     import time
 
     from datasets import Dataset
@@ -160,7 +173,7 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, policy_path: str, resume
     rollout = EAPORollout(engine, train_problems, acceptance=cfg.acceptance, budget=cfg.turn_budget,
                           penalty=cfg.penalty, total_steps=cfg.rl.steps, history=history,
                           dump_dir=run_dir / "rollouts", dump_every=cfg.rl.dump_rollouts_every,
-                          model_path=policy_path)
+                          model_path=policy_path, backend_factory=backend_factory)
     if checkpoint is not None:
         state = read_state(checkpoint)
         if history is not None and "history" in state:
@@ -212,7 +225,11 @@ def train_run(cfg: TrainConfig, run_dir: str | Path, *, policy_path: str, resume
     trainer.add_callback(MetricsFile(run_dir / "metrics.jsonl"))
     trainer.add_callback(EAPOState(eapo_state))
     trainer.add_callback(PeriodicEval(cfg.eval.every_steps, run_eval, run_dir / "val.jsonl"))
+    if stop_at_step is not None:
+        trainer.add_callback(StopAt(stop_at_step))
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    if stop_at_step is not None and trainer.state.global_step < cfg.rl.steps:
+        return RunResult(run_dir=run_dir, test={}, val=[], wall_s=time.time() - t_start)
 
     test = evaluate_policy(model_ref(), tok, test_problems, rollout=rollout_cfg, lock=cfg.eval.lock, n=cfg.eval.n,
                            ks=cfg.eval.k, temperature=cfg.eval.temperature, greedy=cfg.eval.greedy,

@@ -50,7 +50,7 @@ logger = logging.getLogger(__name__)
 MARKER_FILE = "eapo_warmstart.json"
 # Bump when the examples or the training recipe change for the same config: every cached
 # warm start is then rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -230,6 +230,7 @@ def make_trainer(model: Any, tokenizer: Any, examples: list[dict[str, list[int]]
         completion_only_loss=True,  # labels = input_ids where completion_mask is 1, else -100
         max_length=None,  # examples are short; never cut one
         packing=False,
+        train_sampling_strategy="group_by_length",  # batches of similar lengths: much less padding
         seed=cfg.seed,
         data_seed=cfg.seed,
         use_cpu=True,
@@ -241,7 +242,8 @@ def make_trainer(model: Any, tokenizer: Any, examples: list[dict[str, list[int]]
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
+    dataset = Dataset.from_list([{**e, "length": len(e["input_ids"])} for e in examples])
+    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
 
 
 def _train(policy_path: Path, folder: Path, task: ChainTask, cfg: WarmStartConfig) -> dict[str, Any]:

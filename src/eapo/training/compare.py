@@ -1,0 +1,101 @@
+"""Arms from one warm start: the embedded default of `eapo train`.
+
+Self-exploratory RL and EAPO start from the same warm-started policy, with the same seed,
+the same problems in the same order and the same number of policy updates; the warm start
+itself is evaluated as the "base" row. All are evaluated expert-free on the test split.
+Each arm is an ordinary run directory under `OUT/<arm>/`, so a finished arm is reused and
+an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from eapo.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+ARM_LABELS = {"base": "warm start (no RL)", "self_rl": "self-exploratory RL", "eapo": "EAPO"}
+
+
+def prepare_policy(cfg: TrainConfig, model: str | None, cache_dir: Path | None) -> str:
+    """The policy RL starts from: `model` as given, or the tiny policy after its warm start."""
+    if model:
+        return model
+    from eapo.models.build import default_cache_dir, ensure_tiny_models
+    from eapo.tasks.arithmetic import ChainTask
+    from eapo.training.warmstart import WarmStartConfig, warm_start
+
+    tiny = ensure_tiny_models(cache_dir)["policy"]
+    if cfg.warmstart.steps == 0:
+        return str(tiny)
+    ws = WarmStartConfig(**dataclasses.asdict(cfg.warmstart))
+    task = ChainTask(name=cfg.task.name, min_len=ws.min_len, max_len=ws.max_len, seed=cfg.task.seed)
+    return str(warm_start(tiny, (cache_dir or default_cache_dir()) / "warmstarts", task, ws))
+
+
+def evaluate_base(cfg: TrainConfig, policy: str, out: Path) -> dict[str, float]:
+    """Expert-free test metrics of the starting policy (cached in `out/base/test.json`)."""
+    path = out / "base" / "test.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from eapo.evaluation.evaluate import evaluate_policy
+    from eapo.models.build import load_policy
+    from eapo.schedules.budget import eval_turn_budget
+    from eapo.training.run import build_task
+
+    task = build_task(cfg)
+    model, tok = load_policy(policy)
+    res = evaluate_policy(model, tok, task.split("test"), rollout=cfg.rollout, lock=cfg.eval.lock, n=cfg.eval.n,
+                          ks=cfg.eval.k, temperature=cfg.eval.temperature, greedy=cfg.eval.greedy,
+                          turn_budget=eval_turn_budget(cfg.turn_budget), scorer=task.scorer, seed=cfg.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res.metrics, indent=2))
+    return res.metrics
+
+
+def run_arms(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl", "eapo"), model: str | None = None,
+             resume: bool = False, cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    from eapo.training.checkpoints import last_complete_checkpoint
+    from eapo.training.run import train_run
+
+    from eapo.config import dump_yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(dump_yaml(cfg))
+    policy = prepare_policy(cfg, model, cache_dir)
+    rows: dict[str, dict[str, Any]] = {"base": {"test": evaluate_base(cfg, policy, out), "wall_s": 0.0}}
+    for arm in arms:
+        arm_cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, arm=arm), output_dir=str(out / arm))
+        run_dir = out / arm
+        done = run_dir / "test.json"
+        if done.exists():
+            log.info("arm %s already finished in %s: reusing it", arm, run_dir)
+            rows[arm] = {"test": json.loads(done.read_text()), "wall_s": float("nan")}
+            continue
+        again = resume or last_complete_checkpoint(run_dir) is not None
+        result = train_run(arm_cfg, run_dir, policy_path=policy, resume=again)
+        rows[arm] = {"test": result.test, "wall_s": result.wall_s}
+    (out / "summary.json").write_text(json.dumps({"policy": policy, "rows": rows}, indent=2))
+    return rows
+
+
+def table_rows(rows: dict[str, dict[str, Any]], ks: tuple[int, ...]) -> list[list[str]]:
+    """Rows of the printed table: arm, greedy accuracy, avg@n, pass@k..., consult attempts."""
+    out = []
+    for arm, row in rows.items():
+        t = row["test"]
+        pre = "eval/" if "eval/avg@n" in t else "eval_forbid/"
+        cells = [ARM_LABELS.get(arm, arm), _pct(t.get(pre + "greedy_acc")), _pct(t.get(pre + "avg@n"))]
+        cells += [_pct(t.get(f"{pre}pass@{k}")) for k in ks]
+        cells += [f"{t.get(pre + 'consult_attempts', 0.0):.2f}", f"{row.get('wall_s', 0.0):.0f}"]
+        out.append(cells)
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
