@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from eapo.rollout.hf_backend import HFBackend
 from eapo.tasks.arithmetic import ChainTask
 from eapo.training.warmstart import WarmStartConfig, warm_start
 
+_STEP = re.compile(r"(\d+)([+-])(\d+)=(\d+)")
 SPECS = {
     "p0.4M": POLICY_SPEC,  # h128 L2
     "p0.8M": TinyModelSpec(hidden_size=128, num_hidden_layers=4, intermediate_size=384),
@@ -71,12 +73,20 @@ def measure(model, tok, task: ChainTask, problems, mode: str, temperature: float
     for p, ep in zip(problems, eps):
         by_len.setdefault(p.meta["length"], []).append(ep.score)
     helped = [ep for ep in eps if ep.consults]
+    # step accuracy: the policy's own written steps `a op b = r`, checked on their own terms
+    right = total = 0
+    for ep in eps:
+        policy = tok.decode([t for t, m in zip(ep.completion_ids, ep.loss_mask) if m], skip_special_tokens=True)
+        for a, op, b, r in _STEP.findall(policy):
+            total += 1
+            right += (int(a) + int(b) if op == "+" else int(a) - int(b)) == int(r)
     return {
         "acc": sum(ep.score for ep in eps) / n,
         "acc_by_len": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_len.items())},
         "consults_per_ep": sum(ep.consults for ep in eps) / n,
         "share_consulting": len(helped) / n,
         "acc_when_consulting": (sum(ep.score for ep in helped) / len(helped)) if helped else None,
+        "step_acc": round(right / total, 3) if total else None,
         "answered": sum(ep.answer is not None for ep in eps) / n,
         "seconds": round(time.perf_counter() - t0, 2),
     }

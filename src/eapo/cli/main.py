@@ -127,10 +127,12 @@ def train(
     ks = tuple(cfg.eval.k)
     table = Table(title=f"Expert-free test accuracy (%), {cfg.task.test_size} problems, seed {cfg.seed} -> {run_dir}")
     for col in ["policy", "greedy", f"avg@{cfg.eval.n}", *[f"pass@{k}" for k in ks], "consult attempts", "wall s"]:
-        table.add_column(col, justify="left" if col == "policy" else "right")
+        table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col == "policy")
     for r in table_rows(rows, ks):
         table.add_row(*r)
     console.print(table)
+    console.print("base = the warm-started policy before RL; self-RL = the same trainer with consulting disabled; "
+                  f"all columns expert-free (eval.lock={cfg.eval.lock}).")
 
 
 @app.command()

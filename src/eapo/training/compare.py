@@ -19,7 +19,7 @@ from eapo.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 
-ARM_LABELS = {"base": "warm start (no RL)", "self_rl": "self-exploratory RL", "eapo": "EAPO"}
+ARM_LABELS = {"base": "base", "self_rl": "self-RL", "eapo": "EAPO"}  # base: the warm start, no RL
 
 
 def prepare_policy(cfg: TrainConfig, model: str | None, cache_dir: Path | None) -> str:
