@@ -164,3 +164,10 @@ def test_resume_refuses_a_run_without_complete_checkpoints(tiny, tmp_path):
     (tmp_path / "run" / "checkpoint-2").mkdir(parents=True)
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
         train_run(cfg_with(), tmp_path / "run", policy_path=tiny, resume=True)
+
+
+def test_lora_trains_only_adapters(tiny, tmp_path):
+    cfg = cfg_with("rl.steps=1", "model.lora=true", "model.lora_r=4", "rl.save_steps=1")
+    result = train_run(cfg, tmp_path / "run", policy_path=tiny)
+    assert (tmp_path / "run" / "final" / "adapter_config.json").exists()
+    assert set(result.test) >= {"eval/avg@n", "eval/pass@1"}

@@ -79,3 +79,44 @@ class StopAt(TrainerCallback):
         if state.global_step >= self.step:
             control.should_save = True
             control.should_training_stop = True
+
+
+class Progress(TrainerCallback):
+    """One progress bar with the figures a user watches (reward, accuracy, consult rate,
+    rho, validation), instead of transformers' dump of every metric. On a terminal it is a
+    live bar; elsewhere (CI logs) it is silent and a short log line is written per log event."""
+
+    WATCH = {"reward": "reward", "reward/accuracy": "acc", "expert/consult_rate": "consult",
+             "expert/acceptance_rate": "accept", "schedule/rho": "rho", "frac_reward_zero_std": "zero-var"}
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar = None
+
+    def on_train_begin(self, args, state, control, **kw):
+        if state.is_world_process_zero:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.label, disable=None,
+                            dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero or not logs:
+            return
+        shown = {short: logs[key] for key, short in self.WATCH.items() if key in logs}
+        if not shown:
+            return
+        text = " ".join(f"{k}={v:.3g}" for k, v in shown.items())
+        if self.bar is not None and not self.bar.disable:
+            self.bar.set_postfix_str(text)
+        else:
+            log.info("%s step %d/%d %s", self.label, state.global_step, state.max_steps, text)
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

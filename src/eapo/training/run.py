@@ -33,7 +33,7 @@ from eapo.schedules.adaptive import ProblemHistory
 from eapo.schedules.budget import eval_turn_budget
 from eapo.schedules.gate import AcceptanceGate
 from eapo.tasks.arithmetic import ChainTask
-from eapo.training.callbacks import EAPOState, MetricsFile, PeriodicEval, StopAt
+from eapo.training.callbacks import EAPOState, MetricsFile, PeriodicEval, Progress, StopAt
 from eapo.training.checkpoints import CheckpointError, last_complete_checkpoint, read_state
 from eapo.training.config import TrainConfig
 from eapo.training.rollout_func import EAPORollout, eapo_reward
@@ -222,6 +222,11 @@ def train_run(
     def model_ref():
         return trainer.accelerator.unwrap_model(trainer.model)
 
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(Progress(f"{cfg.rl.arm} seed {cfg.seed}"))
     trainer.add_callback(MetricsFile(run_dir / "metrics.jsonl"))
     trainer.add_callback(EAPOState(eapo_state))
     trainer.add_callback(PeriodicEval(cfg.eval.every_steps, run_eval, run_dir / "val.jsonl"))
