@@ -39,6 +39,7 @@ _STEP = re.compile(r"(\d+)([+-])(\d+)=(\d+)")
 SPECS = {
     "p0.4M": POLICY_SPEC,  # h128 L2
     "p0.8M": TinyModelSpec(hidden_size=128, num_hidden_layers=4, intermediate_size=384),
+    "p0.6M": TinyModelSpec(hidden_size=128, num_hidden_layers=3, intermediate_size=384),
     "p1.6M": TinyModelSpec(hidden_size=192, num_hidden_layers=4, num_attention_heads=6, num_key_value_heads=2,
                            intermediate_size=576),
 }
@@ -46,11 +47,13 @@ SPECS = {
 CANDIDATES = {
     "default": ("p0.4M", WarmStartConfig()),
     "s300": ("p0.4M", WarmStartConfig(steps=300)),
+    "s1200": ("p0.4M", WarmStartConfig(steps=1200)),
     "b32": ("p0.4M", WarmStartConfig(batch_size=32)),
     "b32-c50": ("p0.4M", WarmStartConfig(batch_size=32, consult_prob=0.5)),
     "b32-L8": ("p0.4M", WarmStartConfig(batch_size=32, max_len=8)),
     "p0.8M-b32": ("p0.8M", WarmStartConfig(batch_size=32)),
     "p0.8M": ("p0.8M", WarmStartConfig()),
+    "p0.6M": ("p0.6M", WarmStartConfig()),
     "p1.6M-b32": ("p1.6M", WarmStartConfig(batch_size=32)),
 }
 

@@ -48,7 +48,7 @@ def plain_grpo(policy: str, prompts: list[str], steps: int, batch: int, gens: in
     return {"step_s": [h["step_time"] for h in logs], "policy_tokens": seen}
 
 
-def eapo_grpo(policy: str, steps: int, batch: int, gens: int, out: Path) -> dict:
+def eapo_grpo(policy: str, steps: int, batch: int, gens: int, out: Path, overrides: list[str]) -> dict:
     from eapo.config import load_config
     from eapo.training.config import TrainConfig
     from eapo.training.run import train_run
@@ -57,7 +57,7 @@ def eapo_grpo(policy: str, steps: int, batch: int, gens: int, out: Path) -> dict
         f"rl.steps={steps}", f"rl.prompts_per_step={batch}", f"rl.num_generations={gens}", "rl.save_steps=1000",
         "rl.log_steps=1", "rl.learning_rate=1e-5", "eval.every_steps=0", "task.test_size=1", "task.val_size=1",
         "eval.val_size=1", "eval.n=1", "eval.k=[1]", "eval.greedy=false", "rl.dump_rollouts_every=0",
-        "acceptance.kind=constant", "turn_budget.train=4", "turn_budget.eval=4"])
+        "acceptance.kind=constant", "turn_budget.train=4", "turn_budget.eval=4", *overrides])
     train_run(cfg, out, policy_path=policy)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "step_time" in r]
@@ -74,6 +74,7 @@ def main() -> None:
     ap.add_argument("--policy", default=None, help="policy folder (default: the tiny policy)")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--gens", type=int, default=4)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override for the EAPO arm")
     a = ap.parse_args()
     from eapo.models.build import ensure_tiny_models
     from eapo.tasks.arithmetic import ChainTask
@@ -82,7 +83,7 @@ def main() -> None:
     prompts = [p.question for p in ChainTask().split("train")]
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.time()
-        e = eapo_grpo(policy, a.steps, a.batch, a.gens, Path(tmp) / "eapo")
+        e = eapo_grpo(policy, a.steps, a.batch, a.gens, Path(tmp) / "eapo", a.overrides)
         max_len = int(statistics.mean(e["policy_tokens"][1:]) / (a.batch * a.gens)) or 1
         p = plain_grpo(policy, prompts, a.steps, a.batch, a.gens, max_len, Path(tmp) / "plain")
         wall = time.time() - t0
@@ -95,6 +96,7 @@ def main() -> None:
     print(f"  breakdown    : rollout {statistics.mean(e['rollout_s'][skip:]):.3f} s "
           f"(generation {statistics.mean(e['generation_s'][skip:]):.3f} s, expert wait "
           f"{statistics.mean(e['expert_s'][skip:]):.4f} s), update {es - statistics.mean(e['rollout_s'][skip:]):.3f} s")
+    print(f"  padded width : EAPO batches are padded to their longest episode (policy + observation tokens)")
     print(f"ratio EAPO / plain: {es / ps:.2f} per step, {(es / et) / (ps / pt):.2f} per policy token")
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+
+from eapo.schedules.acceptance import AcceptanceConfig
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -323,7 +325,9 @@ def test_defaults_follow_eapo_md():
     assert (cfg.rl.loss_type, cfg.rl.epsilon, cfg.rl.epsilon_high, cfg.rl.beta, cfg.rl.scale_rewards) == (
         "dapo", 0.2, 0.28, 0.0, "group")
     assert cfg.rollout.max_queries == 3 and cfg.turn_budget.train == 10
-    assert cfg.acceptance.kind == "inverse" and cfg.penalty.coef == 0.0 and cfg.reward.format_reward == 0.1
+    assert AcceptanceConfig().kind == "inverse"  # the paper's schedule stays the section default
+    assert cfg.acceptance.kind == "linear"  # the built-in run's choice (PILOT.md: 1/s = plain RL there)
+    assert cfg.penalty.coef == 0.0 and cfg.reward.format_reward == 0.1
     assert cfg.experts.routing == "mod"
 
 
@@ -339,7 +343,7 @@ def test_defaults_follow_eapo_md():
         (["rl.num_generations=1"], "rl.num_generations must be an int >= 2"),
         (["eval.lock=maybe"], "eval.lock must be one of forbid, refuse, both"),
         (["eval.k=[]"], "eval.k must list"),
-        (["task.min_len=4"], "task.min_len (4) must be <= task.max_len (3)"),
+        (["task.min_len=7"], "task.min_len (7) must be <= task.max_len (6)"),
         (["warmstart.consult_prob=2"], "warmstart.consult_prob"),
         (["eval.val_size=500"], "eval.val_size (500) must be <= task.val_size (200)"),
     ],

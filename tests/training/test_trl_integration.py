@@ -24,8 +24,9 @@ pytestmark = pytest.mark.slow
 BASE = [
     "rl.steps=4", "rl.prompts_per_step=2", "rl.num_generations=4", "rl.save_steps=2", "rl.log_steps=1",
     "rl.learning_rate=1e-3", "eval.every_steps=0", "eval.val_size=4", "task.val_size=4", "task.test_size=4",
-    "task.train_size=16", "eval.n=2", "eval.k=[1,2]", "rl.dump_rollouts_every=2", "rollout.tokens_per_turn=12",
-    "rollout.max_policy_tokens=48", "rollout.max_completion_tokens=96", "turn_budget.train=4", "turn_budget.eval=2",
+    "task.train_size=16", "eval.n=2", "eval.k=[1,2]", "rl.dump_rollouts_every=2", "rollout.tokens_per_turn=32",
+    "task.min_len=1", "task.max_len=3", "warmstart.min_len=1",
+    "rollout.max_policy_tokens=64", "rollout.max_completion_tokens=128", "turn_budget.train=4", "turn_budget.eval=2",
 ]
 
 

@@ -19,7 +19,8 @@ from eapo.rollout.engine import RolloutEngine
 from eapo.rollout.fake_backend import ScriptedBackend
 from eapo.tasks.arithmetic import ChainTask, evaluate_chain
 from eapo.training import warmstart as ws
-from eapo.training.warmstart import WarmStartConfig, build_examples, encode_pieces, warm_start
+from eapo.training.config import WarmStartConfig
+from eapo.training.warmstart import build_examples, encode_pieces, warm_start
 from eapo.types import Problem
 
 TAGS = Tags()

@@ -136,6 +136,20 @@ def train(
 
 
 @app.command()
+def summarize(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories of `eapo train`, one per seed.")],
+    out: Annotated[Optional[Path], typer.Option(help="Write the markdown table here too.")] = None,
+) -> None:
+    """Mean and spread over seeds, with paired per-problem differences between the arms."""
+    from eapo.training.summary import markdown, summarize as summarize_runs
+
+    text = markdown(summarize_runs(runs))
+    typer.echo(text)  # plain markdown: no wrapping, pipes into a file as is
+    if out:
+        out.write_text(text)
+
+
+@app.command()
 def demo(cache_dir: Optional[Path] = None) -> None:
     """A rollout of the tiny policy with the oracle expert, dumped to runs/demo/rollout.jsonl."""
     rollout(out=Path("runs/demo/rollout.jsonl"), n=32, expert="oracle", policy=None, rho=1.0, k=3, turns=6,

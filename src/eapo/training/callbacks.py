@@ -87,7 +87,7 @@ class Progress(TrainerCallback):
     live bar; elsewhere (CI logs) it is silent and a short log line is written per log event."""
 
     WATCH = {"reward": "reward", "reward/accuracy": "acc", "expert/consult_rate": "consult",
-             "expert/acceptance_rate": "accept", "schedule/rho": "rho", "frac_reward_zero_std": "zero-var"}
+             "expert/acceptance_rate": "accept", "schedule/rho_effective": "rho", "frac_reward_zero_std": "zero-var"}
 
     def __init__(self, label: str) -> None:
         self.label = label

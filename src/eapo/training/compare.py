@@ -27,15 +27,15 @@ def prepare_policy(cfg: TrainConfig, model: str | None, cache_dir: Path | None) 
     if model:
         return model
     from eapo.models.build import default_cache_dir, ensure_tiny_models
-    from eapo.tasks.arithmetic import ChainTask
-    from eapo.training.warmstart import WarmStartConfig, warm_start
+    from eapo.training.run import build_task
+    from eapo.training.warmstart import warm_start
 
     tiny = ensure_tiny_models(cache_dir)["policy"]
     if cfg.warmstart.steps == 0:
         return str(tiny)
-    ws = WarmStartConfig(**dataclasses.asdict(cfg.warmstart))
-    task = ChainTask(name=cfg.task.name, min_len=ws.min_len, max_len=ws.max_len, seed=cfg.task.seed)
-    return str(warm_start(tiny, (cache_dir or default_cache_dir()) / "warmstarts", task, ws))
+    # The RL task is passed so that its validation and test questions never appear in the
+    # warm-start data (which draws its own chains of warmstart.min_len..max_len).
+    return str(warm_start(tiny, (cache_dir or default_cache_dir()) / "warmstarts", build_task(cfg), cfg.warmstart))
 
 
 def evaluate_base(cfg: TrainConfig, policy: str, out: Path) -> dict[str, float]:

@@ -85,7 +85,9 @@ class EAPORollout:
             uids.append(f"s{step}-{p.id}-{seen[p.id]}")
             seen[p.id] += 1
         sched = self.schedule(step)
-        if self.history is not None:
+        if self.engine.config.consult_mode != "open":  # self-exploratory RL: no help at all
+            rhos = [0.0] * len(problems)
+        elif self.history is not None:
             rhos = [self.history.rate(p.id, sched["rho"]) for p in problems]
         else:
             rhos = [sched["rho"]] * len(problems)

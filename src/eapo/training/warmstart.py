@@ -37,13 +37,13 @@ import random
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eapo.protocol.prompt import prompt_ids
 from eapo.protocol.tags import Tags
 from eapo.tasks.arithmetic import ChainTask
+from eapo.training.config import WarmStartConfig
 
 logger = logging.getLogger(__name__)
 
@@ -51,37 +51,6 @@ MARKER_FILE = "eapo_warmstart.json"
 # Bump when the examples or the training recipe change for the same config: every cached
 # warm start is then rebuilt.
 FORMAT_VERSION = 2
-
-
-@dataclass(frozen=True)
-class WarmStartConfig:
-    """Supervised warm start on the built-in chain task (defaults from docs/TASK.md)."""
-
-    steps: int = 600
-    """Optimizer steps; one fresh batch of examples per step (one epoch over `steps * batch_size`)."""
-    learning_rate: float = 2e-3
-    """Peak AdamW learning rate, cosine decay to 0 after a 5% warm-up."""
-    batch_size: int = 64
-    min_len: int = 1
-    """Shortest chain (number of operations) in the warm-start mix."""
-    max_len: int = 6
-    """Longest chain in the mix; lengths are drawn uniformly from `min_len..max_len`."""
-    consult_prob: float = 0.3
-    """Probability that a step is consulted instead of computed."""
-    refusal_prob: float = 0.3
-    """Probability that a consulted step gets "expert unavailable" (then the policy computes it)."""
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 1 <= self.min_len <= self.max_len:
-            raise ValueError(f"need 1 <= min_len <= max_len, got {self.min_len}, {self.max_len}")
-        for name in ("consult_prob", "refusal_prob"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 # --------------------------------------------------------------------------- examples
@@ -230,7 +199,6 @@ def make_trainer(model: Any, tokenizer: Any, examples: list[dict[str, list[int]]
         completion_only_loss=True,  # labels = input_ids where completion_mask is 1, else -100
         max_length=None,  # examples are short; never cut one
         packing=False,
-        train_sampling_strategy="group_by_length",  # batches of similar lengths: much less padding
         seed=cfg.seed,
         data_seed=cfg.seed,
         use_cpu=True,
@@ -242,8 +210,7 @@ def make_trainer(model: Any, tokenizer: Any, examples: list[dict[str, list[int]]
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    dataset = Dataset.from_list([{**e, "length": len(e["input_ids"])} for e in examples])
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
 
 
 def _train(policy_path: Path, folder: Path, task: ChainTask, cfg: WarmStartConfig) -> dict[str, Any]:
