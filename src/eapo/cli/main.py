@@ -156,5 +156,37 @@ def demo(cache_dir: Optional[Path] = None) -> None:
             temperature=1.0, seed=0, cache_dir=cache_dir, verbose=False)
 
 
+@app.command()
+def score(
+    benchmark: Annotated[str, typer.Option(help="Registered benchmark name, or your own .jsonl file.")],
+    predictions: Annotated[Path, typer.Option(help="JSONL with `id` and `completion` (or `completions`: list).")],
+    scorer: Annotated[Optional[str], typer.Option(help="math | integer | choice | em | f1 (default: the benchmark's).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write items.jsonl and summary.json here.")] = None,
+    field: Annotated[Optional[list[str]], typer.Option(help="For a .jsonl benchmark: KEY=NAME with KEY in id, question, answer, choices.")] = None,
+) -> None:
+    """Score saved completions against a benchmark's gold answers (avg@n, pass@k, variance)."""
+    from eapo.evaluation.benchmarks import load_benchmark, resolve_spec
+    from eapo.evaluation.score import read_predictions, score_predictions, write_report
+
+    # Timeouts are off on purpose (see eapo.rewards.math); math-verify would warn about it.
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+    try:
+        fields = dict(f.split("=", 1) for f in field or [])
+        name = scorer or resolve_spec(benchmark, fields).scorer
+        report = score_predictions(load_benchmark(benchmark, fields=fields), read_predictions(predictions), name)
+    except (ValueError, KeyError, OSError) as e:
+        console.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) and e.args else e}")
+        raise typer.Exit(2) from None
+    table = Table(title=f"{benchmark}: {len(report.items)} completions, scorer {name}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in report.summary.items():
+        table.add_row(key, f"{value:.4f}")
+    console.print(table)
+    if out:
+        items_path, summary_path = write_report(report, out)
+        console.print(f"wrote {items_path} and {summary_path}")
+
+
 def main() -> None:  # pragma: no cover
     app()
