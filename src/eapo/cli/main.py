@@ -149,6 +149,44 @@ def summarize(
         out.write_text(text)
 
 
+@app.command("eval")
+def eval_(
+    benchmark: Annotated[str, typer.Option(help="Registered benchmark name or a JSON Lines file.")],
+    model: Annotated[Optional[str], typer.Option(help="Policy folder or hub id (default: the tiny policy).")] = None,
+    n: Annotated[int, typer.Option("-n", help="Samples per problem.")] = 4,
+    k: Annotated[str, typer.Option("-k", help="pass@k values, comma-separated (each <= n).")] = "1,2,4",
+    limit: Annotated[Optional[int], typer.Option(help="Only the first M problems.")] = None,
+    lock: Annotated[str, typer.Option(help="forbid | refuse | both: how the consult action is locked.")] = "forbid",
+    turns: Annotated[int, typer.Option(help="Turn budget.")] = 4,
+    tokens_per_turn: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
+    max_tokens: Annotated[int, typer.Option(help="Policy tokens per episode.")] = 1024,
+    temperature: float = 1.0,
+    out: Annotated[Optional[Path], typer.Option(help="Write items.jsonl and summary.json here.")] = None,
+    seed: int = 0,
+    cache_dir: Optional[Path] = None,
+    verbose: bool = False,
+) -> None:
+    """Expert-free evaluation of a policy on a benchmark: avg@n, unbiased pass@k, variance."""
+    _setup_logging(verbose)
+    from eapo.evaluation.bench_eval import evaluate_benchmark
+    from eapo.models.build import ensure_tiny_models, load_policy
+    from eapo.rollout.config import RolloutConfig
+
+    try:
+        ks = tuple(int(x) for x in k.split(",") if x.strip())
+        rollout = RolloutConfig(tokens_per_turn=tokens_per_turn, max_policy_tokens=max_tokens,
+                                max_completion_tokens=max(2 * max_tokens, 512), system_prompt=None if model else "")
+        policy = model or str(ensure_tiny_models(cache_dir)["policy"])
+        mdl, tok = load_policy(policy)
+        res = evaluate_benchmark(mdl, tok, benchmark, n=n, ks=ks, limit=limit, rollout=rollout, lock=lock,
+                                 temperature=temperature, turn_budget=turns, seed=seed, out=out)
+    except (ValueError, KeyError, OSError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    for key, value in res.metrics.items():
+        console.print(f"{key}: {value:.4f}")
+
+
 @app.command()
 def demo(cache_dir: Optional[Path] = None) -> None:
     """A rollout of the tiny policy with the oracle expert, dumped to runs/demo/rollout.jsonl."""

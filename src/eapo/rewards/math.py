@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import re
 
-from math_verify import parse, verify
-
 from eapo.protocol.parser import extract_boxed
 from eapo.rewards.scorers import SCORERS, ScoreResult
 
@@ -74,6 +72,8 @@ def _as_int(text: str) -> int | None:
 
 
 def _parse(text: str, *, wrap: bool) -> list:
+    from math_verify import parse  # imported on first use: it pulls in sympy (~0.5 s)
+
     candidates = [f"${text}$", text] if wrap and "$" not in text else [text]
     for c in candidates:
         parsed = parse(c, parsing_timeout=None)
@@ -116,6 +116,8 @@ def math_score(answer: str | None, gold: str) -> ScoreResult:
     if not pred_parsed:
         return ScoreResult(0.0, extracted, "unparseable")
     # `verify(gold, target)`: the order matters (the gold's form guides e.g. set vs tuple).
+    from math_verify import verify
+
     ok = verify(gold_parsed, pred_parsed, timeout_seconds=None)
     shown = extracted if delimited else str(pred_parsed[-1])
     return ScoreResult(1.0 if ok else 0.0, shown, "match" if ok else "mismatch")
