@@ -78,7 +78,7 @@ def validate_dump(path: Path) -> None:
 
 QUICK = [
     "rl.steps=40", "rl.prompts_per_step=4", "rl.save_steps=20", "rl.log_steps=5", "eval.every_steps=20",
-    "eval.val_size=50", "task.test_size=100", "eval.n=2", "eval.k=[1,2]",
+    "eval.val_size=50", "eval.test_size=100", "eval.n=2", "eval.k=[1,2]",
 ]
 
 
@@ -125,7 +125,8 @@ def train(
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from None
     ks = tuple(cfg.eval.k)
-    table = Table(title=f"Expert-free test accuracy (%), {cfg.task.test_size} problems, seed {cfg.seed} -> {run_dir}")
+    n_test = min(cfg.task.test_size, cfg.eval.test_size or cfg.task.test_size)
+    table = Table(title=f"Expert-free test accuracy (%), {n_test} problems, seed {cfg.seed} -> {run_dir}")
     for col in ["policy", "greedy", f"avg@{cfg.eval.n}", *[f"pass@{k}" for k in ks], "consult attempts", "wall s"]:
         table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col == "policy")
     for r in table_rows(rows, ks):

@@ -50,7 +50,7 @@ def evaluate_base(cfg: TrainConfig, policy: str, out: Path) -> dict[str, float]:
 
     task = build_task(cfg)
     model, tok = load_policy(policy)
-    res = evaluate_policy(model, tok, task.split("test"), rollout=cfg.rollout, lock=cfg.eval.lock, n=cfg.eval.n,
+    res = evaluate_policy(model, tok, task.split("test")[: cfg.eval.test_size], rollout=cfg.rollout, lock=cfg.eval.lock, n=cfg.eval.n,
                           ks=cfg.eval.k, temperature=cfg.eval.temperature, greedy=cfg.eval.greedy,
                           turn_budget=eval_turn_budget(cfg.turn_budget), scorer=task.scorer, seed=cfg.seed)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -344,6 +344,9 @@ class EvalConfig:
     """Evaluate on the validation split every this many RL steps; 0 only at the end."""
     val_size: int = 100
     """Validation problems used by the evaluations during training (<= task.val_size)."""
+    test_size: int | None = None
+    """Test problems of the final evaluation (the first ones of the split); null: all of them.
+    Limit here rather than with task.test_size, which redraws the splits (and the warm start)."""
 
     def __post_init__(self) -> None:
         _int("eval", "n", self.n)
@@ -357,6 +360,8 @@ class EvalConfig:
         _one_of("eval", "lock", self.lock, EVAL_LOCKS)
         _int("eval", "every_steps", self.every_steps, low=0)
         _int("eval", "val_size", self.val_size)
+        if self.test_size is not None:
+            _int("eval", "test_size", self.test_size)
 
 
 # ---------------------------------------------------------------------------------- run

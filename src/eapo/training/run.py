@@ -159,7 +159,7 @@ def train_run(
     task = build_task(cfg)
     train_problems = task.split("train")
     val_problems = task.split("val")[: cfg.eval.val_size]
-    test_problems = task.split("test")
+    test_problems = task.split("test")[: cfg.eval.test_size]
 
     model, tok = load_policy(policy_path)
     eapo = cfg.rl.arm == "eapo"
