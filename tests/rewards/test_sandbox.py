@@ -171,7 +171,10 @@ def test_writing_to_tmp_does_not_escape() -> None:
 def test_writing_outside_is_denied() -> None:
     target = Path(__file__).parent / f"eapo-sandbox-escape-{os.getpid()}"
     r = run_program(f"open({str(target)!r}, 'w').write('x')")
-    assert r.status == "failed" and "PermissionError" in r.stderr
+    # Denied (the folder is not writable for the sandbox user) or invisible (a checkout under
+    # /tmp sits below the sandbox's private /tmp): either way the real file is never made.
+    assert r.status == "failed"
+    assert "PermissionError" in r.stderr or "FileNotFoundError" in r.stderr
     assert not target.exists()
 
 
@@ -189,7 +192,9 @@ def test_deleting_files_outside_fails(tmp_path: Path) -> None:
             f"shutil.rmtree({str(outside)!r}, ignore_errors=True)\n"
         )
         r = run_program(src)
-        assert r.stdout.split() == ["FileNotFoundError", "PermissionError"]
+        errors = r.stdout.split()
+        assert errors[0] == "FileNotFoundError"  # the test's tmp_path is not visible inside
+        assert errors[1] in ("PermissionError", "FileNotFoundError")  # denied, or hidden (checkout under /tmp)
         assert in_tmp.read_text() == "keep"
         assert (outside / "keep.txt").read_text() == "keep"
     finally:
