@@ -1,28 +1,29 @@
 """All 164 HumanEval canonical solutions pass in the sandbox, and a wrong body fails.
 
-Data: `$EAPO_DATA_DIR/humaneval.jsonl`, default `<repo>/../shared/data`; skipped if absent.
+Data: `humaneval.jsonl` in the benchmark data folder (`eapo.evaluation.benchmarks.data_dir`);
+the tests that need it are skipped, with the reason, if it is absent.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eapo.evaluation.benchmarks import data_dir
 from eapo.rewards.code import CODE_SCORER, humaneval_program, score_humaneval
-
-_DATA = Path(os.environ.get("EAPO_DATA_DIR", Path(__file__).resolve().parents[3] / "shared" / "data"))
-_FILE = _DATA / "humaneval.jsonl"
-
-pytestmark = pytest.mark.skipif(not _FILE.exists(), reason=f"no {_FILE}")
 
 
 def _problems() -> list[dict[str, Any]]:
-    with _FILE.open(encoding="utf-8") as f:
+    try:
+        path = data_dir() / "humaneval.jsonl"
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    if not path.exists():
+        pytest.skip(f"no {path}")
+    with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
