@@ -43,18 +43,13 @@ def evaluate_base(cfg: TrainConfig, policy: str, out: Path) -> dict[str, float]:
     path = out / "base" / "test.json"
     if path.exists():
         return json.loads(path.read_text())
-    from eapo.evaluation.evaluate import evaluate_policy
     from eapo.models.build import load_policy
-    from eapo.schedules.budget import eval_turn_budget
-    from eapo.training.run import build_task
+    from eapo.training.run import build_task, evaluate_expert_free, write_eval
 
     task = build_task(cfg)
     model, tok = load_policy(policy)
-    res = evaluate_policy(model, tok, task.split("test")[: cfg.eval.test_size], rollout=cfg.rollout, lock=cfg.eval.lock, n=cfg.eval.n,
-                          ks=cfg.eval.k, temperature=cfg.eval.temperature, greedy=cfg.eval.greedy,
-                          turn_budget=eval_turn_budget(cfg.turn_budget), scorer=task.scorer, seed=cfg.seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res.metrics, indent=2))
+    res = evaluate_expert_free(cfg, model, tok, task.split("test")[: cfg.eval.test_size], task.scorer)
+    write_eval(out / "base", "test", res)
     return res.metrics
 
 

@@ -119,6 +119,25 @@ def grpo_args(cfg: TrainConfig, run_dir: Path) -> Any:
     return GRPOConfig(**args)
 
 
+def evaluate_expert_free(cfg: TrainConfig, model: Any, tok: Any, problems: list, scorer: str, *, step: int = 0) -> Any:
+    """EAPO.md §5 evaluation with the run's settings: consult locked, evaluation turn budget."""
+    from eapo.evaluation.evaluate import evaluate_policy
+
+    e = cfg.eval
+    return evaluate_policy(model, tok, problems, rollout=cfg.rollout, lock=e.lock, n=e.n, ks=e.k,
+                           temperature=e.temperature, greedy=e.greedy, turn_budget=eval_turn_budget(cfg.turn_budget),
+                           scorer=scorer, seed=cfg.seed, step=step)
+
+
+def write_eval(out_dir: Path, name: str, result: Any) -> None:
+    """`<name>.json` (metrics) and `<name>_records.jsonl` (one line per episode)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(result.metrics, indent=2))
+    with (out_dir / f"{name}_records.jsonl").open("w") as f:
+        for rec in result.records:
+            f.write(json.dumps(rec) + "\n")
+
+
 def train_run(
     cfg: TrainConfig,
     run_dir: str | Path,
@@ -138,7 +157,6 @@ def train_run(
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from eapo.evaluation.evaluate import evaluate_policy
     from eapo.models.build import load_policy
 
     t_start = time.time()
@@ -198,14 +216,8 @@ def train_run(
         peft_config = LoraConfig(r=m.lora_r, lora_alpha=m.lora_alpha, lora_dropout=m.lora_dropout,
                                  target_modules=list(m.lora_target_modules), task_type="CAUSAL_LM")
 
-    eval_budget = eval_turn_budget(cfg.turn_budget)
-
-    def run_eval(step: int, problems=val_problems, n: int | None = None) -> dict[str, float]:
-        res = evaluate_policy(model_ref(), tok, problems, rollout=rollout_cfg, lock=cfg.eval.lock,
-                              n=n or cfg.eval.n, ks=cfg.eval.k, temperature=cfg.eval.temperature,
-                              greedy=cfg.eval.greedy, turn_budget=eval_budget, scorer=task.scorer, seed=cfg.seed,
-                              step=step)
-        return res.metrics
+    def run_eval(step: int) -> dict[str, float]:
+        return evaluate_expert_free(cfg, model_ref(), tok, val_problems, task.scorer, step=step).metrics
 
     dataset = Dataset.from_dict({"prompt": [p.question for p in train_problems]})
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -236,13 +248,8 @@ def train_run(
     if stop_at_step is not None and trainer.state.global_step < cfg.rl.steps:
         return RunResult(run_dir=run_dir, test={}, val=[], wall_s=time.time() - t_start)
 
-    test = evaluate_policy(model_ref(), tok, test_problems, rollout=rollout_cfg, lock=cfg.eval.lock, n=cfg.eval.n,
-                           ks=cfg.eval.k, temperature=cfg.eval.temperature, greedy=cfg.eval.greedy,
-                           turn_budget=eval_budget, scorer=task.scorer, seed=cfg.seed, step=cfg.rl.steps)
-    (run_dir / "test.json").write_text(json.dumps(test.metrics, indent=2))
-    with (run_dir / "test_records.jsonl").open("w") as f:
-        for rec in test.records:
-            f.write(json.dumps(rec) + "\n")
+    test = evaluate_expert_free(cfg, model_ref(), tok, test_problems, task.scorer, step=cfg.rl.steps)
+    write_eval(run_dir, "test", test)
     val = [json.loads(x) for x in (run_dir / "val.jsonl").read_text().splitlines()] if (run_dir / "val.jsonl").exists() else []
     trainer.save_model(str(run_dir / "final"))
     return RunResult(run_dir=run_dir, test=test.metrics, val=val, wall_s=time.time() - t_start)
