@@ -43,6 +43,18 @@ def test_train_runs_both_arms_and_prints_the_table(tmp_path):
     assert "nan" in again.output  # reused arms report no wall time
 
 
+@pytest.mark.slow
+def test_resume_finishes_an_interrupted_comparison(tmp_path):
+    out = tmp_path / "run"
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    first = CliRunner().invoke(app, ["train", "--out", str(out), "--arms", "self_rl", *cache, *sets(*TINY)])
+    assert first.exit_code == 0, first.output  # as if stopped after the first arm
+    res = CliRunner().invoke(app, ["train", "--resume", str(out), *cache])
+    assert res.exit_code == 0, res.output
+    assert (out / "eapo" / "test.json").exists()
+    assert json.loads((out / "summary.json").read_text())["rows"].keys() == {"base", "self_rl", "eapo"}
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [

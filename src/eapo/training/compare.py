@@ -72,7 +72,9 @@ def run_arms(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl",
             log.info("arm %s already finished in %s: reusing it", arm, run_dir)
             rows[arm] = {"test": json.loads(done.read_text()), "wall_s": float("nan")}
             continue
-        again = resume or last_complete_checkpoint(run_dir) is not None
+        # An arm with a complete checkpoint continues from it; one that never reached a
+        # checkpoint (or never started) trains from the beginning, with or without --resume.
+        again = last_complete_checkpoint(run_dir) is not None
         result = train_run(arm_cfg, run_dir, policy_path=policy, resume=again)
         rows[arm] = {"test": result.test, "wall_s": result.wall_s}
     (out / "summary.json").write_text(json.dumps({"policy": policy, "rows": rows}, indent=2))

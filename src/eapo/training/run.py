@@ -166,7 +166,7 @@ def train_run(
         checkpoint = last_complete_checkpoint(run_dir)
         if checkpoint is None:
             raise CheckpointError(f"--resume: no complete checkpoint in {run_dir}")
-    elif run_dir.exists() and any(run_dir.glob("checkpoint-*")):
+    elif last_complete_checkpoint(run_dir) is not None:  # half-written ones are simply overwritten
         raise FileExistsError(f"{run_dir} already holds checkpoints: use --resume, or another --out")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
