@@ -108,7 +108,7 @@ def grpo_args(cfg: TrainConfig, run_dir: Path) -> Any:
         report_to="none",
         use_cpu=not on_gpu,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        gradient_checkpointing=False,
+        activation_checkpointing=False,  # transformers 5 name of gradient_checkpointing (TRL defaults it on)
         remove_unused_columns=False,
         disable_tqdm=False,
         log_completions=False,
