@@ -120,7 +120,7 @@ def train(
         raise typer.Exit(2)
     run_dir = resume or out or Path(cfg.output_dir)
     try:
-        rows = run_arms(cfg, run_dir, arms=arm_list, model=model, resume=resume is not None, cache_dir=cache_dir)
+        rows = run_arms(cfg, run_dir, arms=arm_list, model=model, cache_dir=cache_dir)
     except (CheckpointError, FileExistsError, OSError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from None

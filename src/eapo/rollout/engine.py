@@ -17,6 +17,7 @@ Deliberately not here: how rho is scheduled (`eapo.schedules`), what experts are
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -167,7 +168,7 @@ class RolloutEngine:
             if not active:
                 break
             t0 = time.perf_counter()
-            params = SamplingParams(**{**self.params.__dict__, "seed": _seed(self.seed, step, turn, uids[active[0]])})
+            params = dataclasses.replace(self.params, seed=_seed(self.seed, step, turn, uids[active[0]]))
             gens = self.backend.generate(
                 [episodes[i].prompt_ids + episodes[i].completion_ids for i in active], limits, params
             )

@@ -54,7 +54,7 @@ def evaluate_base(cfg: TrainConfig, policy: str, out: Path) -> dict[str, float]:
 
 
 def run_arms(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl", "eapo"), model: str | None = None,
-             resume: bool = False, cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+             cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     from eapo.training.checkpoints import last_complete_checkpoint
     from eapo.training.run import train_run
 
