@@ -13,22 +13,32 @@ Facts this relies on (TRL 1.16, checked in tests): the rollout function receives
 prompt repeated `num_generations` times and returns one completion per prompt received;
 `env_mask` is honoured only when no `tools` are given; `max_completion_length` is not
 applied to custom rollouts (our `RolloutConfig` limits apply instead).
+
+Several processes (`accelerate launch`): each process rolls out its contiguous slice of
+the global batch and asks the experts only for its own episodes; episode ids, the adaptive
+history and the logged metrics are made global through `eapo.distributed.sync` (one small
+all-gather before and one after the rollout), so they equal a single-process run of the
+same global batch; only the main process writes rollout dumps. With `use_vllm` the
+rollout generates through TRL's vLLM engine (`eapo.rollout.vllm_backend`); TRL syncs the
+weights before calling us.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from eapo.distributed.collective import Collective, default_collective
+from eapo.distributed.generation import LockstepBackend, generation_model, needs_lockstep
+from eapo.distributed.sync import gather_step, global_uids, merge_history, step_metrics
 from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.dump import episode_record, write_jsonl
 from eapo.rollout.engine import RolloutEngine
 from eapo.rollout.hf_backend import HFBackend
-from eapo.rollout.metrics import rollout_metrics
 from eapo.schedules.acceptance import AcceptanceConfig, acceptance_rate
 from eapo.schedules.adaptive import ProblemHistory
 from eapo.schedules.budget import TurnBudgetConfig, turn_budget
@@ -53,11 +63,13 @@ class EAPORollout:
         dump_every: int = 0,
         model_path: str = "",
         backend_factory: Callable[[Any, Any], GenerationBackend] | None = None,
+        collective: Collective | None = None,
     ) -> None:
         self.engine = engine
         # Builds the generation backend around the trainer's current model at every call
         # (HF transformers by default; vLLM or a scripted policy plug in here).
         self.backend_factory = backend_factory or HFBackend
+        self._factory_given = backend_factory is not None  # a given factory wins over vLLM
         self.by_prompt = {p.question: p for p in problems}
         if len(self.by_prompt) != len(problems):
             raise ValueError("problem texts must be unique: the rollout maps TRL's prompts back to problems by text")
@@ -65,6 +77,9 @@ class EAPORollout:
         self.total_steps = total_steps
         self.history = history
         self.dump_dir, self.dump_every, self.model_path = dump_dir, dump_every, model_path
+        # Across training processes; None: the default process group at call time (a
+        # single process gets a local one). Tests pass a fake.
+        self.collective = collective
         self.last_episodes: list[Episode] = []
         self.__name__ = "eapo_rollout"  # TRL logs the rollout function by name
 
@@ -78,12 +93,11 @@ class EAPORollout:
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
         step = int(trainer.state.global_step) + 1
+        coll = self.collective or default_collective()
         problems = [self.by_prompt[_prompt_text(p)] for p in prompts]
-        seen: Counter[str] = Counter()
-        uids = []
-        for p in problems:  # deterministic per (step, problem, copy): resumes redraw the same coins
-            uids.append(f"s{step}-{p.id}-{seen[p.id]}")
-            seen[p.id] += 1
+        # deterministic per (step, problem, copy in the global batch): resumes redraw the
+        # same coins, and a group split across processes never reuses a copy number
+        uids = global_uids(step, [p.id for p in problems], coll)
         sched = self.schedule(step)
         if self.engine.config.consult_mode != "open":  # self-exploratory RL: no help at all
             rhos = [0.0] * len(problems)
@@ -92,28 +106,29 @@ class EAPORollout:
         else:
             rhos = [sched["rho"]] * len(problems)
 
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        self.engine.backend = self.backend_factory(model, self.engine.tokenizer)
         t0 = time.perf_counter()
-        episodes = self.engine.run(problems, step=step, uids=uids, rhos=rhos, turn_budget=int(sched["turn_budget"]),
-                                   penalty_coef=sched["penalty_coef"])
+        with self._backend(trainer, coll) as backend:
+            self.engine.backend = backend
+            episodes = self.engine.run(problems, step=step, uids=uids, rhos=rhos,
+                                       turn_budget=int(sched["turn_budget"]), penalty_coef=sched["penalty_coef"])
+            if isinstance(backend, LockstepBackend):
+                backend.finish(self.engine.params)
         wall = time.perf_counter() - t0
+        gathered = gather_step(episodes, rhos, {
+            "time/rollout_s": wall,
+            "time/generation_s": self.engine.timings.generation_s,
+            "time/expert_wait_s": self.engine.timings.expert_s,
+        }, coll)
         if self.history is not None:
-            for ep in episodes:
-                self.history.record(ep.problem_id, success=ep.score >= 1.0, aided=ep.accepted_calls > 0, step=step,
-                                    uid=ep.uid)
+            merge_history(self.history, gathered, step)
         self.last_episodes = episodes
-        self._maybe_dump(step, episodes, problems)
+        self._maybe_dump(step, episodes, problems, coll)
 
-        metrics = rollout_metrics(episodes)
+        metrics = step_metrics(gathered)
         metrics.update({
             "schedule/rho": sched["rho"],
             "schedule/turn_budget": sched["turn_budget"],
             "schedule/penalty_coef": sched["penalty_coef"],
-            "schedule/rho_effective": sum(rhos) / len(rhos),
-            "time/rollout_s": wall,
-            "time/generation_s": self.engine.timings.generation_s,
-            "time/expert_wait_s": self.engine.timings.expert_s,
         })
         if self.history is not None:
             metrics.update(self.history.summary())
@@ -126,12 +141,31 @@ class EAPORollout:
             "eapo_metrics": [metrics] * len(episodes),
         }
 
-    def _maybe_dump(self, step: int, episodes: list[Episode], problems: list[Problem]) -> None:
+    @contextlib.contextmanager
+    def _backend(self, trainer: Any, coll: Collective) -> Iterator[GenerationBackend]:
+        """The generation backend for this call: TRL's vLLM engine when the trainer uses
+        vLLM, else `backend_factory` around the trainer's (unwrapped) model, in lockstep
+        across ranks when the model is sharded."""
+        if getattr(trainer, "use_vllm", False) and not self._factory_given:
+            from eapo.rollout.vllm_backend import VLLMBackend
+
+            yield VLLMBackend.from_trainer(trainer, self.engine.tokenizer)
+            return
+        with generation_model(trainer) as model:
+            backend = self.backend_factory(model, self.engine.tokenizer)
+            if needs_lockstep(trainer):
+                filler = self.engine.prompt(next(iter(self.by_prompt.values())))
+                backend = LockstepBackend(backend, coll, filler)
+            yield backend
+
+    def _maybe_dump(self, step: int, episodes: list[Episode], problems: list[Problem], coll: Collective) -> None:
         if not self.dump_dir or not self.dump_every or (step != 1 and step % self.dump_every):
             return
         tok = self.engine.tokenizer
         records = [episode_record(ep, tok, p.question, self.model_path, self.model_path) for ep, p in zip(episodes, problems)]
-        write_jsonl(records, self.dump_dir / f"rollouts-step{step:06d}.jsonl")
+        everyone = [r for rank_records in coll.all_gather_object(records) for r in rank_records]
+        if coll.rank == 0:  # one file with every process's episodes, written once
+            write_jsonl(everyone, self.dump_dir / f"rollouts-step{step:06d}.jsonl")
 
 
 def _prompt_text(prompt: Any) -> str:

@@ -1,0 +1,66 @@
+"""The arms of `eapo train` (warm start, base row, self-RL, EAPO) when several processes run
+them together under `accelerate launch`.
+
+The single-process flow (`eapo.training.compare.run_arms`) is kept as it is; this wraps
+the same steps so that work done once is done once: the main process prepares the policy
+(warm start, cached) and evaluates the base row first, the others then find both in the
+caches; every process trains each arm together (TRL data-parallel); only the main process
+writes the comparison's files. Arms already finished are reused and an arm with a complete
+checkpoint resumes, as in the single-process flow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from eapo.training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def process_state() -> Any:
+    """accelerate's process state, initialised for the device the trainer will use (CPU
+    where there is no GPU, so the process group is gloo: the trainer's `use_cpu` matches)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def run_arms_distributed(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl", "eapo"),
+                         model: str | None = None, cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    from eapo.config import dump_yaml
+    from eapo.training.checkpoints import last_complete_checkpoint
+    from eapo.training.compare import evaluate_base, prepare_policy
+    from eapo.training.run import train_run
+
+    state = process_state()
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(dump_yaml(cfg))
+    with state.main_process_first():  # the main process fills the caches; the others read them
+        policy = prepare_policy(cfg, model, cache_dir)
+        base = evaluate_base(cfg, policy, out)
+    rows: dict[str, dict[str, Any]] = {"base": {"test": base, "wall_s": 0.0}}
+    for arm in arms:
+        arm_cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, arm=arm), output_dir=str(out / arm))
+        run_dir = out / arm
+        done = run_dir / "test.json"
+        state.wait_for_everyone()  # every process decides from the same files
+        if done.exists():
+            log.info("arm %s already finished in %s: reusing it", arm, run_dir)
+            rows[arm] = {"test": json.loads(done.read_text()), "wall_s": float("nan")}
+            continue
+        again = last_complete_checkpoint(run_dir) is not None
+        state.wait_for_everyone()
+        result = train_run(arm_cfg, run_dir, policy_path=policy, resume=again)
+        rows[arm] = {"test": result.test, "wall_s": result.wall_s}
+    state.wait_for_everyone()
+    if state.is_main_process:
+        (out / "summary.json").write_text(json.dumps({"policy": policy, "rows": rows,
+                                                      "num_processes": state.num_processes}, indent=2))
+    return rows
