@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test clean browser
 
 venv: $(VENV)/.installed
 
@@ -21,8 +21,18 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/eapo train
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Headless Chromium for the report's browser test (tests/reporting/test_viewer_browser.py):
+# Debian's chromium and chromium-driver, installed when missing if we are root with apt-get
+# (CI is); otherwise that one test skips and says why.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "note: chromium/chromedriver missing and not root: the report's browser test will skip"; fi
 
 clean:
 	rm -rf $(VENV) runs .cache

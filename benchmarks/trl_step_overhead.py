@@ -60,8 +60,8 @@ def eapo_grpo(policy: str, steps: int, batch: int, gens: int, out: Path, overrid
         "acceptance.kind=constant", "turn_budget.train=4", "turn_budget.eval=4", *overrides])
     train_run(cfg, out, policy_path=policy)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if "step_time" in r]
-    return {"step_s": [r["step_time"] for r in rows],
+    rows = [r for r in rows if "time/step_s" in r]  # TRL's step_time, renamed by the run's logger
+    return {"step_s": [r["time/step_s"] for r in rows],
             "policy_tokens": [r["rollout/policy_tokens"] * batch * gens for r in rows],
             "generation_s": [r["time/generation_s"] for r in rows],
             "expert_s": [r["time/expert_wait_s"] for r in rows],

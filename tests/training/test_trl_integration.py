@@ -152,7 +152,7 @@ def test_schedules_follow_the_global_step_and_resume_matches(tiny, tmp_path):
     train_run(cfg, part, policy_path=tiny, resume=True)
     resumed = {r["step"]: r for r in read_metrics(part) if "schedule/rho" in r}
     for s in (1, 2, 3, 4):
-        for key in ("schedule/rho", "schedule/turn_budget", "reward", "loss", "rollout/policy_tokens",
+        for key in ("schedule/rho", "schedule/turn_budget", "reward/mean", "loss/policy", "rollout/policy_tokens",
                     "expert/acceptance_rate"):
             assert resumed[s][key] == pytest.approx(rows[s][key], rel=1e-5, abs=1e-6), (s, key)
     assert json.loads((part / "test.json").read_text()) == pytest.approx(json.loads((full / "test.json").read_text()))

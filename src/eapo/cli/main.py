@@ -226,6 +226,11 @@ def score(
         items_path, summary_path = write_report(report, out)
         console.print(f"wrote {items_path} and {summary_path}")
 
+# `report` lives in its own module (eapo.cli.report).
+from eapo.cli import report as _report  # noqa: E402
+
+app.command("report")(_report.report)
+
 
 def main() -> None:  # pragma: no cover
     app()

@@ -1,44 +1,61 @@
-"""Trainer callbacks: the run's metrics file, our checkpoint state, periodic evaluation.
+"""Trainer callbacks: the run's metrics, our checkpoint state, periodic evaluation, progress.
 
-Each is a small `transformers.TrainerCallback`; only the main process writes files."""
+Each is a small `transformers.TrainerCallback`; only the main process writes files.
+`MetricsLogger` renames TRL's metrics into the prefix scheme of `eapo.reporting.names` and
+hands every log event to the run's back-ends (`eapo.training.tracking`); evaluation that
+our own callback runs reaches the same back-ends through `MetricsLogger.publish`."""
 
 from __future__ import annotations
 
 import json
 import logging
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from eapo.progress import ProgressBar
+from eapo.reporting.names import canonical_row
 from eapo.training.checkpoints import write_state
+from eapo.training.tracking import MetricSink
 
 log = logging.getLogger(__name__)
 
 
-class MetricsFile(TrainerCallback):
-    """Appends every log event to `metrics.jsonl` with the step and wall time."""
+class MetricsLogger(TrainerCallback):
+    """Every log event, with canonical names, to every sink (metrics.jsonl first).
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.start = time.time()
-        self.last_update_s = 0.0
+    Adds `time/step_wall_s`: the mean wall time of the steps since the previous log
+    event, from step begin to step end, so it includes the optimiser step that TRL's
+    `step_time` (`time/step_s`) leaves out. Sinks are closed by their owner (the run),
+    after the final evaluation has been published too."""
+
+    def __init__(self, sinks: Sequence[MetricSink]) -> None:
+        self.sinks = list(sinks)
         self._t_step = 0.0
+        self._step_walls: list[float] = []
 
     def on_step_begin(self, args, state, control, **kw):
         self._t_step = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kw):
-        self.last_update_s = time.perf_counter() - self._t_step
+        self._step_walls.append(time.perf_counter() - self._t_step)
 
     def on_log(self, args, state, control, logs=None, **kw):
         if not state.is_world_process_zero or not logs:
             return
-        row = {"step": state.global_step, "wall_s": round(time.time() - self.start, 3), **logs}
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+        row = canonical_row(logs)
+        if self._step_walls and "time/step_s" in row:  # a training row, not the closing summary
+            row["time/step_wall_s"] = statistics.fmean(self._step_walls)
+            self._step_walls.clear()
+        self.publish(row, state.global_step)
+
+    def publish(self, metrics: Mapping[str, Any], step: int) -> None:
+        for sink in self.sinks:
+            sink.log(metrics, step)
 
 
 class EAPOState(TrainerCallback):
@@ -56,8 +73,9 @@ class EAPOState(TrainerCallback):
 class PeriodicEval(TrainerCallback):
     """Expert-free evaluation on the validation split every `every` steps (and at the end)."""
 
-    def __init__(self, every: int, run_eval: Callable[[int], dict[str, float]], out: Path) -> None:
-        self.every, self.run_eval, self.out = every, run_eval, out
+    def __init__(self, every: int, run_eval: Callable[[int], dict[str, float]], out: Path,
+                 publish: Callable[[Mapping[str, Any], int], None] | None = None) -> None:
+        self.every, self.run_eval, self.out, self.publish = every, run_eval, out, publish
 
     def on_step_end(self, args, state, control, **kw):
         step = state.global_step
@@ -66,6 +84,8 @@ class PeriodicEval(TrainerCallback):
             if state.is_world_process_zero:
                 with self.out.open("a", encoding="utf-8") as f:
                     f.write(json.dumps({"step": step, **metrics}) + "\n")
+                if self.publish is not None:
+                    self.publish(metrics, step)
                 log.info("step %d validation: %s", step, {k: round(v, 4) for k, v in metrics.items()})
 
 
@@ -83,38 +103,32 @@ class StopAt(TrainerCallback):
 
 class Progress(TrainerCallback):
     """One progress bar with the figures a user watches (reward, accuracy, consult rate,
-    rho, validation), instead of transformers' dump of every metric. On a terminal it is a
-    live bar; elsewhere (CI logs) it is silent and a short log line is written per log event."""
+    rho, zero-variance groups) instead of transformers' dump of every metric: a live bar
+    with rate and ETA on a terminal, periodic log lines elsewhere (`eapo.progress`)."""
 
-    WATCH = {"reward": "reward", "reward/accuracy": "acc", "expert/consult_rate": "consult",
-             "expert/acceptance_rate": "accept", "schedule/rho_effective": "rho", "frac_reward_zero_std": "zero-var"}
+    WATCH = {"reward/mean": "reward", "reward/accuracy": "acc", "expert/consult_rate": "consult",
+             "expert/acceptance_rate": "accept", "schedule/rho_effective": "rho", "reward/frac_zero_std": "zero-var"}
 
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.bar = None
+    def __init__(self, label: str, *, live: bool | None = None, log_every_s: float = 30.0) -> None:
+        self.label, self.live, self.log_every_s = label, live, log_every_s
+        self.bar: ProgressBar | None = None
 
     def on_train_begin(self, args, state, control, **kw):
         if state.is_world_process_zero:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=self.label, disable=None,
-                            dynamic_ncols=True)
+            self.bar = ProgressBar(state.max_steps, self.label, initial=state.global_step, live=self.live,
+                                   log_every_s=self.log_every_s).start()
 
     def on_step_end(self, args, state, control, **kw):
         if self.bar is not None:
-            self.bar.update(state.global_step - self.bar.n)
+            self.bar.update(state.global_step)
 
     def on_log(self, args, state, control, logs=None, **kw):
-        if not state.is_world_process_zero or not logs:
+        if self.bar is None or not logs:
             return
-        shown = {short: logs[key] for key, short in self.WATCH.items() if key in logs}
-        if not shown:
-            return
-        text = " ".join(f"{k}={v:.3g}" for k, v in shown.items())
-        if self.bar is not None and not self.bar.disable:
-            self.bar.set_postfix_str(text)
-        else:
-            log.info("%s step %d/%d %s", self.label, state.global_step, state.max_steps, text)
+        row = canonical_row(logs)
+        shown = {short: row[key] for key, short in self.WATCH.items() if isinstance(row.get(key), (int, float))}
+        if shown:
+            self.bar.note(" ".join(f"{k}={v:.3g}" for k, v in shown.items()))
 
     def on_train_end(self, args, state, control, **kw):
         if self.bar is not None:

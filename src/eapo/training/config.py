@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib.util
 import math
 import numbers
 from collections.abc import Mapping
@@ -46,6 +47,8 @@ __all__ = [
     "TRL_OWNED_KEYS",
     "EvalConfig",
     "ExpertsConfig",
+    "LOGGING_BACKENDS",
+    "LoggingConfig",
     "ModelConfig",
     "RLConfig",
     "TaskConfig",
@@ -58,6 +61,9 @@ EXPERT_KINDS = ("oracle", "model", "homogeneous", "noisy")
 ARMS = ("eapo", "self_rl")
 SCALE_REWARDS = ("group", "batch", "none")
 EVAL_LOCKS = ("forbid", "refuse", "both")
+# Metric back-ends besides metrics.jsonl (always written) -> the package each one needs.
+LOGGING_BACKENDS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
+WANDB_MODES = ("offline", "online")
 
 # GRPOConfig fields that this config sets itself -> the key to set instead.
 TRL_OWNED_KEYS: dict[str, str] = {
@@ -75,6 +81,7 @@ TRL_OWNED_KEYS: dict[str, str] = {
     "logging_steps": "rl.log_steps",
     "seed": "seed",
     "output_dir": "output_dir",
+    "report_to": "logging.backends",
 }
 
 
@@ -364,6 +371,40 @@ class EvalConfig:
             _int("eval", "test_size", self.test_size)
 
 
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Where a run's metrics go besides `metrics.jsonl` (always written), and how they are named."""
+
+    backends: tuple[str, ...] = ()
+    """Extra back-ends: tensorboard (event files in RUN/tensorboard), wandb, trackio. Each
+    needs its package installed (pip install 'eapo[tracking]'); checked when the config is built."""
+    project: str = "eapo"
+    """Project name in W&B and trackio."""
+    run_name: str | None = None
+    """Run name in W&B and trackio; null: the run folder's parent and name, e.g. quick-s0/eapo."""
+    wandb_mode: str = "offline"
+    """offline (files under RUN/wandb, no network; upload later with `wandb sync`) or online."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.backends, str) or not all(isinstance(b, str) for b in self.backends):
+            raise ValueError(f"logging.backends must be a list of names, got {self.backends!r}")
+        for name in self.backends:
+            _one_of("logging", "backends", name, tuple(LOGGING_BACKENDS))
+        if len(set(self.backends)) != len(self.backends):
+            raise ValueError(f"logging.backends lists a back-end twice: {list(self.backends)}")
+        missing = [b for b in self.backends if importlib.util.find_spec(LOGGING_BACKENDS[b]) is None]
+        if missing:  # fail at load time, not after the warm start
+            raise ValueError(
+                f"logging.backends lists {', '.join(missing)} but the package is not installed: "
+                f"pip install {' '.join(LOGGING_BACKENDS[b] for b in missing)} (or 'eapo[tracking]'), or remove it"
+            )
+        if not isinstance(self.project, str) or not self.project:
+            raise ValueError(f"logging.project must be a non-empty string, got {self.project!r}")
+        if self.run_name is not None and (not isinstance(self.run_name, str) or not self.run_name):
+            raise ValueError(f"logging.run_name must be null or a non-empty string, got {self.run_name!r}")
+        _one_of("logging", "wandb_mode", self.wandb_mode, WANDB_MODES)
+
+
 # ---------------------------------------------------------------------------------- run
 
 
@@ -391,6 +432,7 @@ class TrainConfig:
     warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:

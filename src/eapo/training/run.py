@@ -6,8 +6,10 @@ callbacks for metrics, checkpoints and validation, then a final expert-free eval
 the test split. Everything a run produces goes into its run directory:
 
     config.yaml        the resolved configuration
-    metrics.jsonl      TRL's and our metrics, one line per log event
+    metrics.jsonl      TRL's and our metrics, one line per log event, names grouped by
+                       prefix (eapo.reporting.names); validation and test rows too
     val.jsonl          periodic expert-free validation
+    tensorboard/, wandb/  when logging.backends asks for them (eapo.training.tracking)
     rollouts/          sampled rollouts in the dump format (docs/dump-format.md)
     checkpoint-N/      TRL's state plus ours (eapo_state.json, EAPO_COMPLETE)
     test.json          final expert-free test metrics; test_records.jsonl per episode
@@ -26,17 +28,19 @@ from typing import Any
 
 import torch
 
-from eapo.config import dump_yaml
+from eapo.config import dump_yaml, to_dict
+from eapo.reporting.names import as_test_metrics
 from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
 from eapo.rollout.engine import RolloutEngine
 from eapo.schedules.adaptive import ProblemHistory
 from eapo.schedules.budget import eval_turn_budget
 from eapo.schedules.gate import AcceptanceGate
 from eapo.tasks.arithmetic import ChainTask
-from eapo.training.callbacks import EAPOState, MetricsFile, PeriodicEval, Progress, StopAt
+from eapo.training.callbacks import EAPOState, MetricsLogger, PeriodicEval, Progress, StopAt
 from eapo.training.checkpoints import CheckpointError, last_complete_checkpoint, read_state
 from eapo.training.config import TrainConfig
 from eapo.training.rollout_func import EAPORollout, eapo_reward
+from eapo.training.tracking import SinkContext, open_sinks
 
 log = logging.getLogger(__name__)
 
@@ -236,20 +240,32 @@ def train_run(
 
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    trainer.remove_callback(ProgressCallback)
-    trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(Progress(f"{cfg.rl.arm} seed {cfg.seed}"))
-    trainer.add_callback(MetricsFile(run_dir / "metrics.jsonl"))
-    trainer.add_callback(EAPOState(eapo_state))
-    trainer.add_callback(PeriodicEval(cfg.eval.every_steps, run_eval, run_dir / "val.jsonl"))
-    if stop_at_step is not None:
-        trainer.add_callback(StopAt(stop_at_step))
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    if stop_at_step is not None and trainer.state.global_step < cfg.rl.steps:
-        return RunResult(run_dir=run_dir, test={}, val=[], wall_s=time.time() - t_start)
+    # Metric back-ends live in the main process only (the others would write each row twice).
+    sinks = open_sinks(cfg.logging.backends, SinkContext(
+        run_dir=run_dir, run_name=cfg.logging.run_name or f"{run_dir.resolve().parent.name}/{run_dir.name}",
+        project=cfg.logging.project, group=run_dir.resolve().parent.name, config=to_dict(cfg),
+        wandb_mode=cfg.logging.wandb_mode)) if trainer.is_world_process_zero() else []
+    try:
+        metrics_logger = MetricsLogger(sinks)
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(Progress(f"{cfg.rl.arm} seed {cfg.seed}"))
+        trainer.add_callback(metrics_logger)
+        trainer.add_callback(EAPOState(eapo_state))
+        trainer.add_callback(PeriodicEval(cfg.eval.every_steps, run_eval, run_dir / "val.jsonl",
+                                          publish=metrics_logger.publish))
+        if stop_at_step is not None:
+            trainer.add_callback(StopAt(stop_at_step))
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        if stop_at_step is not None and trainer.state.global_step < cfg.rl.steps:
+            return RunResult(run_dir=run_dir, test={}, val=[], wall_s=time.time() - t_start)
 
-    test = evaluate_expert_free(cfg, model_ref(), tok, test_problems, task.scorer, step=cfg.rl.steps)
-    write_eval(run_dir, "test", test)
+        test = evaluate_expert_free(cfg, model_ref(), tok, test_problems, task.scorer, step=cfg.rl.steps)
+        write_eval(run_dir, "test", test)
+        metrics_logger.publish(as_test_metrics(test.metrics), cfg.rl.steps)
+    finally:
+        for sink in sinks:
+            sink.close()
     val = [json.loads(x) for x in (run_dir / "val.jsonl").read_text().splitlines()] if (run_dir / "val.jsonl").exists() else []
     trainer.save_model(str(run_dir / "final"))
     return RunResult(run_dir=run_dir, test=test.metrics, val=val, wall_s=time.time() - t_start)

@@ -16,8 +16,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from eapo.reporting.names import canonical_row
+
 TEST_KEYS = ("greedy_acc", "avg@n", "pass@1", "pass@2", "pass@4", "consult_attempts")
-TRAIN_KEYS = ("expert/consult_rate", "expert/acceptance_rate", "frac_reward_zero_std", "reward/accuracy")
+TRAIN_KEYS = ("expert/consult_rate", "expert/acceptance_rate", "reward/frac_zero_std", "reward/accuracy")
 
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
@@ -37,7 +39,8 @@ def _per_problem(records_path: Path) -> dict[str, float]:
 
 
 def _training_means(metrics_path: Path) -> dict[str, float]:
-    rows = [json.loads(x) for x in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+    # Older runs logged TRL's unprefixed names (frac_reward_zero_std): read both.
+    rows = [canonical_row(json.loads(x)) for x in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
     out = {}
     for key in TRAIN_KEYS:
         vals = [r[key] for r in rows if key in r]
@@ -86,7 +89,7 @@ def markdown(summary: dict[str, Any]) -> str:
             f"| {labels[arm]} | {cell(arm, 'greedy_acc')} | {cell(arm, 'avg@n')} | {cell(arm, 'pass@1')} "
             f"| {cell(arm, 'pass@2')} | {cell(arm, 'pass@4')} | {cell(arm, 'consult_attempts', 1, 3)} "
             f"| {cell(arm, 'expert/consult_rate', 1, 2)} | {cell(arm, 'expert/acceptance_rate', 1, 2)} "
-            f"| {cell(arm, 'frac_reward_zero_std', 1, 2)} |"
+            f"| {cell(arm, 'reward/frac_zero_std', 1, 2)} |"
         )
     if summary["paired"]:
         lines.append("")
