@@ -68,7 +68,7 @@ def test_registry_builds_each_builtin_by_name_and_by_spec():
 
 
 def test_registry_miss_and_missing_type_say_what_is_valid():
-    with pytest.raises(KeyError, match="valid: fake, hf, noisy, oracle"):
+    with pytest.raises(KeyError, match="valid: fake, hf, noisy, openai, oracle"):
         build_expert("gpt")
     with pytest.raises(KeyError, match="'type' key"):
         build_expert({"name": "x"})

@@ -232,5 +232,11 @@ from eapo.cli import report as _report  # noqa: E402
 app.command("report")(_report.report)
 
 
+# `serve-expert` lives in its own module (eapo.cli.serve).
+from eapo.cli import serve as _serve  # noqa: E402
+
+app.command("serve-expert")(_serve.serve_expert)
+
+
 def main() -> None:  # pragma: no cover
     app()

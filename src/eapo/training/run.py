@@ -64,6 +64,10 @@ def build_pool(cfg: TrainConfig, task: ChainTask, initial_policy: str) -> Expert
     e = cfg.experts
     if cfg.rl.arm != "eapo":
         return None
+    if e.kind == "pool":  # endpoints and local experts with weights (eapo.training.expert_pool)
+        from eapo.training.expert_pool import build_member_pool
+
+        return build_member_pool(cfg, task, initial_policy)
     if e.kind == "oracle":
         base = [OracleExpert(task.oracle_answer, name="oracle")]
     elif e.kind in ("model", "homogeneous"):
@@ -249,6 +253,10 @@ def train_run(
         metrics_logger = MetricsLogger(sinks)
         trainer.remove_callback(ProgressCallback)
         trainer.remove_callback(PrinterCallback)
+        if pool is not None:  # first: it adds the pool's accounting to the row the others show and write
+            from eapo.training.expert_pool import PoolMetrics
+
+            trainer.add_callback(PoolMetrics(pool))
         trainer.add_callback(Progress(f"{cfg.rl.arm} seed {cfg.seed}"))
         trainer.add_callback(metrics_logger)
         trainer.add_callback(EAPOState(eapo_state))
