@@ -199,17 +199,18 @@ def discover(paths: Iterable[str | Path]) -> ReportInputs:
 def _unique_labels(inputs: ReportInputs) -> None:
     """Two folders given with the same name (runs/a/eapo, runs/b/eapo) get labels relative
     to their common ancestor (a/eapo, b/eapo)."""
+    if not inputs.runs:
+        return
     labels = [r.label for r in inputs.runs] + [label for label, _ in inputs.bases]
     if len(set(labels)) == len(labels):
         return
     paths = [r.path.resolve() for r in inputs.runs]
-    common = Path(os.path.commonpath(paths + [p.resolve() for p in inputs.base_paths])) if paths else None
-    if common is None:
-        return
+    every = paths + [p.resolve() for p in inputs.base_paths]
+    common = Path(os.path.commonpath(every))
+    anchor = common.parent if common in every else common  # a run inside another keeps a non-empty label
     for run in inputs.runs:
-        run.label = str(run.path.resolve().relative_to(common.parent))
-    inputs.bases = [(str(p.resolve().relative_to(common.parent)), test)
-                    for p, (_, test) in zip(inputs.base_paths, inputs.bases)]
+        run.label = str(run.path.resolve().relative_to(anchor))
+    inputs.bases = [(str(p.resolve().relative_to(anchor)), test) for p, (_, test) in zip(inputs.base_paths, inputs.bases)]
 
 
 # ----------------------------------------------------------------------- results.json

@@ -19,6 +19,7 @@ event files to RUN/tensorboard.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -128,8 +129,10 @@ class TrackioSink:
         import trackio
 
         self.trackio = trackio
-        self.run = trackio.init(project=ctx.project, name=ctx.run_name, group=ctx.group, config=ctx.config,
-                                resume="allow")
+        kwargs: dict[str, Any] = dict(project=ctx.project, name=ctx.run_name, group=ctx.group, config=ctx.config,
+                                      resume="allow", auto_log_cpu=False, auto_log_gpu=False)
+        accepted = inspect.signature(trackio.init).parameters  # older releases lack group and auto_log_*
+        self.run = trackio.init(**{k: v for k, v in kwargs.items() if k in accepted})
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         self.trackio.log(_scalars(metrics), step=step)
