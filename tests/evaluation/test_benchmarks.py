@@ -16,6 +16,7 @@ ROWS = {  # SOURCES.md table
     "aime2024": 30, "aime2025": 30, "aimo2": 10, "aimo3": 10, "math500": 500, "gsm8k": 1319,
     "dapo_math": 17917, "humaneval": 164, "gpqa_diamond": 198, "mmlu": 1140, "mmlu_full": 14042,
     "simpleqa": 4326, "hotpotqa": 500,
+    "chain": 400,  # built in: the default training task's test split, no file
 }
 
 
@@ -124,3 +125,16 @@ def test_spec_validation():
         BenchmarkSpec("x", "x.jsonl", "exact", "essay")
     with pytest.raises(ValueError, match="choices_field"):
         BenchmarkSpec("x", "x.jsonl", "choice", "choice")
+
+
+def test_chain_is_the_default_training_runs_test_split_and_needs_no_data(monkeypatch, tmp_path):
+    from eapo.training.config import TrainConfig
+    from eapo.training.run import build_task
+
+    monkeypatch.setenv("EAPO_DATA_DIR", str(tmp_path / "absent"))
+    problems = load_benchmark("chain", limit=5)
+    assert [(p.id, p.question, p.answer) for p in problems] == [
+        (p.id, p.question, p.answer) for p in build_task(TrainConfig()).split("test")[:5]]
+    assert problems[0].meta["scorer"] == "integer" and problems[0].meta["benchmark"] == "chain"
+    with pytest.raises(ValueError, match="no field mapping"):
+        load_benchmark("chain", fields={"question": "q"})

@@ -150,44 +150,6 @@ def summarize(
         out.write_text(text)
 
 
-@app.command("eval")
-def eval_(
-    benchmark: Annotated[str, typer.Option(help="Registered benchmark name or a JSON Lines file.")],
-    model: Annotated[Optional[str], typer.Option(help="Policy folder or hub id (default: the tiny policy).")] = None,
-    n: Annotated[int, typer.Option("-n", help="Samples per problem.")] = 4,
-    k: Annotated[str, typer.Option("-k", help="pass@k values, comma-separated (each <= n).")] = "1,2,4",
-    limit: Annotated[Optional[int], typer.Option(help="Only the first M problems.")] = None,
-    lock: Annotated[str, typer.Option(help="forbid | refuse | both: how the consult action is locked.")] = "forbid",
-    turns: Annotated[int, typer.Option(help="Turn budget.")] = 4,
-    tokens_per_turn: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
-    max_tokens: Annotated[int, typer.Option(help="Policy tokens per episode.")] = 1024,
-    temperature: float = 1.0,
-    out: Annotated[Optional[Path], typer.Option(help="Write items.jsonl and summary.json here.")] = None,
-    seed: int = 0,
-    cache_dir: Optional[Path] = None,
-    verbose: bool = False,
-) -> None:
-    """Expert-free evaluation of a policy on a benchmark: avg@n, unbiased pass@k, variance."""
-    _setup_logging(verbose)
-    from eapo.evaluation.bench_eval import evaluate_benchmark
-    from eapo.models.build import ensure_tiny_models, load_policy
-    from eapo.rollout.config import RolloutConfig
-
-    try:
-        ks = tuple(int(x) for x in k.split(",") if x.strip())
-        rollout = RolloutConfig(tokens_per_turn=tokens_per_turn, max_policy_tokens=max_tokens,
-                                max_completion_tokens=max(2 * max_tokens, 512), system_prompt=None if model else "")
-        policy = model or str(ensure_tiny_models(cache_dir)["policy"])
-        mdl, tok = load_policy(policy)
-        res = evaluate_benchmark(mdl, tok, benchmark, n=n, ks=ks, limit=limit, rollout=rollout, lock=lock,
-                                 temperature=temperature, turn_budget=turns, seed=seed, out=out)
-    except (ValueError, KeyError, OSError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    for key, value in res.metrics.items():
-        console.print(f"{key}: {value:.4f}")
-
-
 @app.command()
 def demo(cache_dir: Optional[Path] = None) -> None:
     """A rollout of the tiny policy with the oracle expert, dumped to runs/demo/rollout.jsonl."""
@@ -195,47 +157,11 @@ def demo(cache_dir: Optional[Path] = None) -> None:
             temperature=1.0, seed=0, cache_dir=cache_dir, verbose=False)
 
 
-@app.command()
-def score(
-    benchmark: Annotated[str, typer.Option(help="Registered benchmark name, or your own .jsonl file.")],
-    predictions: Annotated[Path, typer.Option(help="JSONL with `id` and `completion` (or `completions`: list).")],
-    scorer: Annotated[Optional[str], typer.Option(help="math | integer | choice | em | f1 (default: the benchmark's).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write items.jsonl and summary.json here.")] = None,
-    field: Annotated[Optional[list[str]], typer.Option(help="For a .jsonl benchmark: KEY=NAME with KEY in id, question, answer, choices.")] = None,
-) -> None:
-    """Score saved completions against a benchmark's gold answers (avg@n, pass@k, variance)."""
-    from eapo.evaluation.benchmarks import load_benchmark, resolve_spec
-    from eapo.evaluation.score import read_predictions, score_predictions, write_report
+# `eval` and `score` live in their own module (eapo.cli.eval_cmd).
+from eapo.cli import eval_cmd as _eval_cmd  # noqa: E402
 
-    # Timeouts are off on purpose (see eapo.rewards.math); math-verify would warn about it.
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
-    try:
-        fields = dict(f.split("=", 1) for f in field or [])
-        name = scorer or resolve_spec(benchmark, fields).scorer
-        report = score_predictions(load_benchmark(benchmark, fields=fields), read_predictions(predictions), name)
-    except (ValueError, KeyError, OSError) as e:
-        console.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) and e.args else e}")
-        raise typer.Exit(2) from None
-    table = Table(title=f"{benchmark}: {len(report.items)} completions, scorer {name}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in report.summary.items():
-        table.add_row(key, f"{value:.4f}")
-    console.print(table)
-    if out:
-        items_path, summary_path = write_report(report, out)
-        console.print(f"wrote {items_path} and {summary_path}")
-
-# `report` lives in its own module (eapo.cli.report).
-from eapo.cli import report as _report  # noqa: E402
-
-app.command("report")(_report.report)
-
-
-# `serve-expert` lives in its own module (eapo.cli.serve).
-from eapo.cli import serve as _serve  # noqa: E402
-
-app.command("serve-expert")(_serve.serve_expert)
+app.command("eval")(_eval_cmd.eval_)
+app.command()(_eval_cmd.score)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,45 +1,470 @@
-"""`eapo eval`: a policy on a registered benchmark (or the user's JSON Lines), expert-free.
+"""`eapo eval`: a policy on a benchmark, expert-free or with experts, resumable.
 
 The benchmark's problems go through the same rollout engine as training (the prompt is
-rendered with the model's chat template once, later turns are token ids), with the
-consult action locked (EAPO.md §5), and each answer is scored by the benchmark's scorer.
-Math benchmarks also accept a final `\\boxed{}` as the answer. Output: `items.jsonl` (one
-line per sample) and `summary.json` (avg@n, unbiased pass@k, variance, behaviour).
+rendered with the model's chat template once, later turns are token ids). Modes:
+  - expert-free (EAPO.md §5): the consult action locked by "forbid" (the consult tag cannot
+    be decoded) or "refuse" (rho = 0, attempts counted), or "both";
+  - `experts`: the expert-assisted workflow baseline (EAPO.md §6): consulting open, every
+    reply accepted (rho = 1), experts from an `experts:` YAML section
+    (`eapo.evaluation.workflow`).
+Each problem is rolled out `n` times at `temperature`, plus once greedily with `greedy`.
+Answers are scored by the benchmark's scorer; math benchmarks also accept a final
+`\\boxed{}`; code benchmarks (HumanEval) ask for the whole function
+(`eapo.evaluation.prompts`), read the answer back into the completion the original
+harness runs (`eapo.rewards.code.completion_from_answer`; a fenced block in the policy's
+own final text counts when it wrote no answer block and ended its text itself, as a final
+`\\boxed{}` does for math) and run the benchmark's tests in the sandbox.
 
-Not yet here: code benchmarks (the policy's program must run in the sandbox, see
-`eapo score --scorer code`), the expert-assisted workflow baseline, resuming an
-interrupted evaluation.
+Output (`eapo.evaluation.itemstore`): `items.jsonl`, one line per episode in the form of
+`eapo score`'s items (`id`, `sample`, `extracted`, `score`, `reason`) plus the answer and
+the behaviour (consults, expert calls and tokens, turns, policy tokens); `summary.json`
+with avg@n, unbiased pass@k, variance, greedy accuracy and behaviour means, computed from
+the items; `eval_config.json`, the identity of the evaluation.
+
+Resuming: problems are processed in fixed blocks of `batch_size // n` consecutive problems
+(by position in the benchmark), each block's episodes in one generation batch. Sampling
+depends on the batch (one seed per generation call), so blocks, not single problems, are
+the unit of work: a block is skipped when all its problems are complete in `items.jsonl`,
+and otherwise run again from scratch, its old lines dropped. An interrupted evaluation
+continued with the same settings therefore ends with exactly the items and summary of an
+uninterrupted one, also when `--limit` grew in between. The identity (model, benchmark data,
+n, modes, sampling, turn and token limits, seed, block size, experts) must equal the saved
+one; `limit` and `ks` may change (they change no item).
+
+Not here: scoring rules (`eapo.rewards`), estimators (`eapo.evaluation.metrics`), the
+training-time evaluation (`eapo.evaluation.evaluate`, whose batching this does not share).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eapo.evaluation.benchmarks import load_benchmark, resolve_spec
-from eapo.evaluation.evaluate import EvalResult, evaluate_policy
+from eapo.config import to_dict
+from eapo.evaluation.benchmarks import BenchmarkSpec, benchmark_path, builtin_task, load_benchmark, resolve_spec
+from eapo.evaluation.evaluate import LOCK_CHOICES, LOCKS
+from eapo.evaluation.itemstore import ItemStore
+from eapo.evaluation.metrics import summarize
+from eapo.evaluation.prompts import eval_problem
+from eapo.progress import progress
+from eapo.rewards.code import completion_from_answer, fenced_code, score_humaneval
+from eapo.rewards.reward import composite_reward
+from eapo.rewards.scorers import SCORERS, ScoreResult
+from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.config import RolloutConfig
+from eapo.rollout.engine import RolloutEngine
+from eapo.types import Episode, Problem
+
+log = logging.getLogger(__name__)
+
+EXPERTS_MODE = "experts"
+FORMAT = 1  # of eval_config.json and items.jsonl; bump when either changes meaning
 
 
-def evaluate_benchmark(model: Any, tokenizer: Any, benchmark: str, *, n: int, ks: tuple[int, ...], limit: int | None,
-                       rollout: RolloutConfig, lock: str = "forbid", temperature: float = 1.0, greedy: bool = True,
-                       turn_budget: int = 4, seed: int = 0, out: Path | None = None) -> EvalResult:
-    spec = resolve_spec(benchmark)
-    if spec.scorer == "code":
-        raise ValueError(f"{spec.name}: code benchmarks are scored by running programs; generate completions and use "
-                         "`eapo score --scorer code` (eval does not run them yet)")
-    problems = load_benchmark(benchmark, limit=limit)
-    tags = dataclasses.replace(rollout.tags, allow_boxed=spec.template_family == "math_boxed")
-    result = evaluate_policy(model, tokenizer, problems, rollout=dataclasses.replace(rollout, tags=tags), lock=lock, n=n,
-                             ks=ks, temperature=temperature, greedy=greedy, turn_budget=turn_budget, scorer=spec.scorer,
-                             seed=seed)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        with (out / "items.jsonl").open("w", encoding="utf-8") as f:
-            for rec in result.records:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        summary = {"benchmark": spec.name, "scorer": spec.scorer, "lock": lock, **result.metrics}
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return result
+@dataclass(frozen=True)
+class BenchEvalConfig:
+    """One `eapo eval` run. Everything but `limit`, `ks` and `code_workers` is its identity."""
+
+    benchmark: str
+    """Registered name or a `.jsonl` file."""
+    model: str = ""
+    """What the policy is (folder or hub id): recorded, and compared when continuing."""
+    n: int = 4
+    """Sampled episodes per problem."""
+    ks: tuple[int, ...] = (1, 2, 4)
+    """pass@k values, each <= n."""
+    limit: int | None = None
+    """Only the first `limit` problems."""
+    lock: str = "forbid"
+    """forbid | refuse | both: how consulting is locked (unused with `experts`)."""
+    experts: Any = None
+    """An `ExpertsConfig`: the expert-assisted workflow (consult open, rho = 1) instead of a lock."""
+    temperature: float = 1.0
+    greedy: bool = True
+    """Also one greedy (temperature 0) episode per problem."""
+    turn_budget: int = 4
+    seed: int = 0
+    batch_size: int = 64
+    """Episodes per generation call; blocks hold max(1, batch_size // n) problems."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Tags, token limits, top-p, system prompt (its consult_mode and temperature are set here)."""
+    fields: Mapping[str, str] | None = None
+    """Field mapping for a `.jsonl` benchmark (id, question, answer, choices)."""
+    code_timeout_s: float = 10.0
+    """Wall-clock limit of one program in the sandbox."""
+    code_workers: int = 4
+    """Programs run at once."""
+
+    def __post_init__(self) -> None:
+        for name in ("n", "turn_budget", "batch_size", "code_workers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not self.ks or any(isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.n for k in self.ks):
+            raise ValueError(f"every k must be an int in [1, n={self.n}] (pass@k needs n >= k samples), got {self.ks}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be >= 1, got {self.limit}")
+        if self.lock not in LOCK_CHOICES:
+            raise ValueError(f"lock must be one of {LOCK_CHOICES}, got {self.lock!r}")
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if not self.code_timeout_s > 0:
+            raise ValueError(f"code_timeout_s must be > 0, got {self.code_timeout_s}")
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        if self.experts is not None:
+            return (EXPERTS_MODE,)
+        return LOCKS if self.lock == "both" else (self.lock,)
+
+    @property
+    def problems_per_block(self) -> int:
+        return max(1, self.batch_size // self.n)
+
+
+@dataclass
+class BenchEvalResult:
+    summary: dict[str, Any]
+    records: list[dict[str, Any]]
+    """Every record of the evaluated problems, in problem order."""
+    resumed_problems: int = 0
+    """Problems found complete in the output folder and not run again."""
+    wall_s: float = 0.0
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def _data_digest(spec: BenchmarkSpec) -> str:
+    """A fingerprint of the benchmark's data, so edited data is not mixed with old items."""
+    h = hashlib.sha256()
+    if spec.builtin is not None:
+        for p in builtin_task(spec.builtin).split("test"):
+            h.update(json.dumps([p.id, p.question, p.answer]).encode())
+        return f"builtin:{spec.builtin}:{h.hexdigest()[:16]}"
+    with benchmark_path(spec).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()[:16]}"
+
+
+def identity(cfg: BenchEvalConfig, spec: BenchmarkSpec) -> dict[str, Any]:
+    """The settings that decide the items; a continued evaluation must match them."""
+    rollout = dataclasses.replace(cfg.rollout, consult_mode="open", temperature=cfg.temperature)
+    return {
+        "format": FORMAT,
+        "benchmark": spec.name,
+        "scorer": spec.scorer,
+        "data": _data_digest(spec),
+        "fields": dict(cfg.fields or {}),
+        "model": cfg.model,
+        "n": cfg.n,
+        "modes": list(cfg.modes),
+        "experts": to_dict(cfg.experts) if cfg.experts is not None else None,
+        "temperature": cfg.temperature,
+        "greedy": cfg.greedy,
+        "turn_budget": cfg.turn_budget,
+        "seed": cfg.seed,
+        "problems_per_block": cfg.problems_per_block,
+        "rollout": to_dict(rollout),
+        "code_timeout_s": cfg.code_timeout_s if spec.scorer == "code" else None,
+    }
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _final_policy_text(ep: Episode, tokenizer: Any) -> str:
+    """The policy's own text after the last observation (mask-1 tokens only)."""
+    i = len(ep.loss_mask)
+    while i > 0 and ep.loss_mask[i - 1] == 1:
+        i -= 1
+    return tokenizer.decode(ep.completion_ids[i:], skip_special_tokens=True)
+
+
+class _Scorer:
+    """Scores episodes of one benchmark: `(ScoreResult, extra record fields)` each."""
+
+    def __init__(self, spec: BenchmarkSpec, problems: Sequence[Problem], tokenizer: Any, cfg: BenchEvalConfig) -> None:
+        self.code = spec.scorer == "code"
+        self.tokenizer = tokenizer
+        self.timeout_s = cfg.code_timeout_s
+        self.workers = cfg.code_workers
+        self.by_id = {p.id: p for p in problems}
+        if self.code:
+            missing = [p.id for p in problems if "test" not in p.meta or "entry_point" not in p.meta]
+            if missing:
+                raise ValueError(f"scorer 'code' needs `test` and `entry_point` fields; missing for {missing[:3]}")
+        else:
+            self.fn = SCORERS.get(spec.scorer)
+
+    def __call__(self, episodes: Sequence[Episode]) -> list[tuple[ScoreResult, dict[str, Any]]]:
+        if not self.code:
+            return [(self.fn(ep.answer, ep.gold or ""), {}) for ep in episodes]
+        with ThreadPoolExecutor(self.workers) as pool:
+            return list(pool.map(self._code, episodes))
+
+    def _code(self, ep: Episode) -> tuple[ScoreResult, dict[str, Any]]:
+        p = self.by_id[ep.problem_id]
+        problem = {"prompt": p.question, **p.meta}
+        answer, source = ep.answer, "answer"
+        if answer is None and ep.stop_reason == "eos":
+            answer, source = fenced_code(_final_policy_text(ep, self.tokenizer)), "fence"
+        completion, form = completion_from_answer(answer, problem)
+        result = score_humaneval(completion, problem, timeout_s=self.timeout_s)
+        return result, {"code_form": form, "answer_source": source if completion else None}
+
+
+# --------------------------------------------------------------------------- records
+
+
+def episode_record(ep: Episode, mode: str, sample: int | None, result: ScoreResult, *, code: bool) -> dict[str, Any]:
+    """One line of items.jsonl. `expert_calls` are the queries sent to an expert (accepted
+    by the schedule; a failed call counts), `expert_tokens` their prompt + completion tokens."""
+    calls = ep.calls
+    sent = [c for c in calls if c.reason == "accepted" or c.reason.startswith("expert_error")]
+    well_formed = ep.well_formed
+    reward, _ = composite_reward(result.score, well_formed, ep.consults, 0.0)
+    prompt_tokens = sum(c.prompt_tokens for c in sent)
+    completion_tokens = sum(c.completion_tokens for c in sent)
+    return {
+        "id": ep.problem_id,
+        "mode": mode,
+        "sample": sample,  # None for the greedy episode
+        "greedy": sample is None,
+        "extracted": result.extracted,  # for code: the completion that was run
+        "score": result.score,
+        "reason": result.reason,
+        "answer": ep.answer,
+        "gold": None if code else ep.gold,
+        "reward": reward,
+        "well_formed": well_formed,
+        "consults": ep.consults,
+        "queries": len(calls),
+        "expert_calls": len(sent),
+        "accepted_calls": ep.accepted_calls,
+        "expert_prompt_tokens": prompt_tokens,
+        "expert_completion_tokens": completion_tokens,
+        "expert_tokens": prompt_tokens + completion_tokens,
+        "observation_tokens": ep.observation_tokens,
+        "turns": len(ep.turns),
+        "policy_tokens": ep.policy_tokens,
+        "stop_reason": ep.stop_reason,
+        "uid": ep.uid,
+    }
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return math.fsum(xs) / len(xs) if xs else 0.0
+
+
+def summarize_records(records: Sequence[Mapping[str, Any]], problem_ids: Sequence[str], modes: Sequence[str],
+                      ks: Sequence[int]) -> dict[str, float]:
+    """Metrics per mode, prefixed `eval/` (one mode) or `eval_<mode>/`. avg@n, pass@k, var
+    and the behaviour means are over the sampled episodes; `greedy_acc` over the greedy
+    ones; `*_total` over all episodes (the cost of the evaluation)."""
+    wanted = set(problem_ids)
+    out: dict[str, float] = {}
+    for mode in modes:
+        mine = [r for r in records if r["mode"] == mode and r["id"] in wanted]
+        sampled = [r for r in mine if not r["greedy"]]
+        greedy = [r for r in mine if r["greedy"]]
+        scores: dict[str, list[float]] = {pid: [] for pid in problem_ids}
+        for r in sampled:
+            scores[r["id"]].append(float(r["score"]))
+        m = summarize(scores, ks)
+        m.update({
+            "consult_attempts": _mean([r["consults"] for r in sampled]),
+            "consult_rate": _mean([float(r["consults"] > 0) for r in sampled]),
+            "expert_calls": _mean([r["expert_calls"] for r in sampled]),
+            "expert_tokens": _mean([r["expert_tokens"] for r in sampled]),
+            "turns": _mean([r["turns"] for r in sampled]),
+            "policy_tokens": _mean([r["policy_tokens"] for r in sampled]),
+            "answered": _mean([float(r["stop_reason"] == "answer") for r in sampled]),
+            "well_formed": _mean([float(r["well_formed"]) for r in sampled]),
+            "expert_calls_total": float(sum(r["expert_calls"] for r in mine)),
+            "expert_tokens_total": float(sum(r["expert_tokens"] for r in mine)),
+        })
+        if greedy:
+            m["greedy_acc"] = _mean([float(r["score"]) for r in greedy])
+        prefix = "eval/" if len(modes) == 1 else f"eval_{mode}/"
+        out.update({prefix + k: float(v) for k, v in m.items()})
+    return out
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _Runner:
+    """Rolls out and scores one block of problems in every mode."""
+
+    def __init__(self, cfg: BenchEvalConfig, spec: BenchmarkSpec, problems: Sequence[Problem], *, tokenizer: Any,
+                 backend: GenerationBackend, pool: Any) -> None:
+        self.cfg = cfg
+        self.scorer = _Scorer(spec, problems, tokenizer, cfg)
+        self.code = spec.scorer == "code"
+        tags = dataclasses.replace(cfg.rollout.tags, allow_boxed=spec.template_family == "math_boxed")
+        self.engines: dict[str, tuple[RolloutEngine, RolloutEngine | None, float]] = {}
+        for mode in cfg.modes:
+            consult_mode, rho, mode_pool = ("open", 1.0, pool) if mode == EXPERTS_MODE else (mode, 0.0, None)
+            rc = dataclasses.replace(cfg.rollout, tags=tags, consult_mode=consult_mode, temperature=cfg.temperature)
+            # The engine's own scoring is replaced by ours (code needs the whole problem, and
+            # the records want the extracted answer); "exact" is a cheap placeholder.
+            sampled = RolloutEngine(backend, tokenizer, rc, pool=mode_pool, scorer="exact", seed=cfg.seed)
+            greedy = (RolloutEngine(backend, tokenizer, dataclasses.replace(rc, temperature=0.0), pool=mode_pool,
+                                    scorer="exact", seed=cfg.seed) if cfg.greedy else None)
+            self.engines[mode] = (sampled, greedy, rho)
+
+    def _roll(self, engine: RolloutEngine, jobs: list[tuple[Problem, str]], rho: float) -> list[Episode]:
+        episodes: list[Episode] = []
+        size = self.cfg.batch_size
+        for start in range(0, len(jobs), size):
+            chunk = jobs[start:start + size]
+            episodes += engine.run([p for p, _ in chunk], step=0, uids=[u for _, u in chunk], rhos=rho,
+                                   turn_budget=self.cfg.turn_budget)
+        return episodes
+
+    def run_block(self, block: Sequence[Problem]) -> list[dict[str, Any]]:
+        shown = [eval_problem(p) for p in block]
+        n = self.cfg.n
+        records: list[dict[str, Any]] = []
+        for mode, (sampled_engine, greedy_engine, rho) in self.engines.items():
+            jobs = [(p, f"eval-{p.id}-{j}") for p in shown for j in range(n)]
+            episodes = self._roll(sampled_engine, jobs, rho)
+            samples: list[int | None] = [j for _ in shown for j in range(n)]
+            if greedy_engine is not None:
+                episodes += self._roll(greedy_engine, [(p, f"eval-{p.id}-greedy") for p in shown], rho)
+                samples += [None] * len(shown)
+            for ep, sample, (result, extra) in zip(episodes, samples, self.scorer(episodes)):
+                records.append({**episode_record(ep, mode, sample, result, code=self.code), **extra})
+        order = {p.id: i for i, p in enumerate(block)}
+        modes = list(self.engines)
+        records.sort(key=lambda r: (order[r["id"]], modes.index(r["mode"]), r["greedy"], r["sample"] or 0))
+        return records
+
+
+def _complete(records: Sequence[Mapping[str, Any]], cfg: BenchEvalConfig) -> set[str]:
+    """Ids whose every expected episode (each mode, each sample, greedy) is recorded."""
+    need = {(m, s) for m in cfg.modes for s in [*range(cfg.n), *([None] if cfg.greedy else [])]}
+    have: dict[str, set[tuple[str, int | None]]] = {}
+    for r in records:
+        have.setdefault(str(r.get("id")), set()).add((r.get("mode"), r.get("sample")))
+    return {pid for pid, got in have.items() if need <= got}
+
+
+def evaluate_benchmark(
+    cfg: BenchEvalConfig,
+    *,
+    model: Any = None,
+    tokenizer: Any,
+    backend: GenerationBackend | None = None,
+    pool: Any = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    on_block: Callable[[int, int], None] | None = None,
+) -> BenchEvalResult:
+    """Evaluate the policy on `cfg.benchmark`; with `out`, continue what is already there.
+
+    `backend` replaces `HFBackend(model, tokenizer)` (tests pass a scripted one; `model`
+    may then be None). `pool` replaces the pool built from `cfg.experts`. `on_block(done,
+    total)` is called after each block is written (problems complete so far)."""
+    import time
+
+    import torch
+
+    t0 = time.perf_counter()
+    spec = resolve_spec(cfg.benchmark, dict(cfg.fields) if cfg.fields else None)
+    problems = load_benchmark(cfg.benchmark, limit=cfg.limit, fields=dict(cfg.fields) if cfg.fields else None)
+    if not problems:
+        raise ValueError(f"benchmark {spec.name!r} has no problems")
+    if backend is None:
+        if model is None:
+            raise ValueError("evaluate_benchmark needs a model, or a backend to generate with")
+        from eapo.rollout.hf_backend import HFBackend
+
+        backend = HFBackend(model, tokenizer)
+    if cfg.experts is not None and pool is None:
+        from eapo.evaluation.workflow import build_workflow_pool
+
+        pool = build_workflow_pool(cfg.experts, spec, policy=cfg.model, seed=cfg.seed)
+    runner = _Runner(cfg, spec, problems, tokenizer=tokenizer, backend=backend, pool=pool)
+
+    store = ItemStore(out, identity(cfg, spec)) if out is not None else None
+    existing = store.open(overwrite=overwrite) if store is not None else []
+    size = cfg.problems_per_block
+    blocks = [problems[i:i + size] for i in range(0, len(problems), size)]
+    complete = _complete(existing, cfg)
+    done_blocks = [all(p.id in complete for p in b) for b in blocks]
+    ours = {p.id for p in problems}
+    kept_ids = {p.id for b, done in zip(blocks, done_blocks) if done for p in b}
+    # Records of complete blocks stay; so do those of complete problems outside this run's
+    # problems (a smaller --limit than before). Partial blocks are run again.
+    kept = [r for r in existing if r["id"] in kept_ids or (r["id"] not in ours and r["id"] in complete)]
+    if store is not None and (len(kept) != len(existing) or store.dropped_torn_line):
+        store.rewrite(kept)
+    resumed = len(kept_ids)
+    if store is not None and resumed:
+        log.info("continuing %s: %d of %d problems already complete", out, resumed, len(problems))
+    by_id: dict[str, list[dict[str, Any]]] = {}
+    for r in kept:
+        by_id.setdefault(r["id"], []).append(r)
+
+    first = cfg.modes[0]
+    scored = [float(r["score"]) for r in kept if r["id"] in ours and r["mode"] == first and not r["greedy"]]
+    was_training = getattr(model, "training", None)
+    if was_training is not None:
+        model.eval()
+    try:
+        if store is not None and not all(done_blocks):
+            store.clear_summary()
+        with torch.no_grad(), progress(total=len(problems), description=f"eval {spec.name}", initial=resumed) as bar:
+            if scored:
+                bar.note(f"avg@n={_mean(scored):.3f}")
+            done = resumed
+            for block, skip in zip(blocks, done_blocks):
+                if skip:
+                    continue
+                records = runner.run_block(block)
+                if store is not None:
+                    store.append(records)
+                for r in records:
+                    by_id.setdefault(r["id"], []).append(r)
+                scored += [float(r["score"]) for r in records if r["mode"] == first and not r["greedy"]]
+                done += len(block)
+                bar.advance(len(block))
+                bar.note(f"avg@n={_mean(scored):.3f}")
+                if on_block is not None:
+                    on_block(done, len(problems))
+    finally:
+        if was_training is not None:
+            model.train(was_training)
+
+    records = [r for p in problems for r in by_id[p.id]]
+    summary: dict[str, Any] = {
+        "benchmark": spec.name,
+        "scorer": spec.scorer,
+        "model": cfg.model,
+        "modes": list(cfg.modes),
+        "lock": EXPERTS_MODE if cfg.experts is not None else cfg.lock,
+        "experts": to_dict(cfg.experts) if cfg.experts is not None else None,
+        "n": cfg.n,
+        "ks": list(cfg.ks),
+        "problems": len(problems),
+        "seed": cfg.seed,
+        **summarize_records(records, [p.id for p in problems], cfg.modes, cfg.ks),
+    }
+    if store is not None:
+        store.write_summary(summary)
+    wall = time.perf_counter() - t0
+    log.info("eval %s: %d problems (%d continued) in %.1f s", spec.name, len(problems), resumed, wall)
+    return BenchEvalResult(summary=summary, records=records, resumed_problems=resumed, wall_s=wall)

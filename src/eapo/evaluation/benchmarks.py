@@ -15,6 +15,10 @@ Every other field of a row (solution, context, test, ...) is kept in `Problem.me
 HotpotQA paragraphs, for instance, are in `meta["context"]`, not in the question: a
 prompt template decides whether the run is closed-book or reads them.
 
+`chain` is the built-in task's test split (the default `task:` section of a training run,
+`eapo.training.config.TaskConfig`), so a policy trained by `eapo train` is evaluated with
+the same command on the problems its run was tested on; no file is read.
+
 SimpleQA is scored by "f1" (SQuAD-style token F1, with EM reported by `--scorer em`):
 OpenAI's official grader is an LLM judge, which this library does not ship.
 
@@ -51,6 +55,8 @@ class BenchmarkSpec:
     choices_field: str | None = None
     """Field with the list of options; set for "choice" benchmarks."""
     id_field: str = "id"
+    builtin: str | None = None
+    """A built-in task whose test split is the benchmark (then `file` is unused): "chain"."""
 
     def __post_init__(self) -> None:
         if self.template_family not in TEMPLATE_FAMILIES:
@@ -76,6 +82,7 @@ for _spec in (
     BenchmarkSpec("mmlu_full", "mmlu_test.jsonl", "choice", "choice", choices_field="choices"),
     BenchmarkSpec("simpleqa", "simpleqa.jsonl", "f1", "short_answer"),
     BenchmarkSpec("hotpotqa", "hotpotqa_dev_distractor_500.jsonl", "f1", "short_answer"),
+    BenchmarkSpec("chain", "", "integer", "short_answer", builtin="chain"),
 ):
     BENCHMARKS.add(_spec.name, _spec)
 del _spec
@@ -133,6 +140,8 @@ def resolve_spec(name_or_path: str | os.PathLike[str], fields: dict[str, str] | 
         raise AssertionError  # pragma: no cover
     if not fields:
         return spec
+    if spec.builtin is not None:
+        raise ValueError(f"benchmark {spec.name!r} is a built-in task: it takes no field mapping")
     return BenchmarkSpec(spec.name, spec.file, spec.scorer, spec.template_family,
                          question_field=fields.get("question", spec.question_field),
                          answer_field=fields.get("answer", spec.answer_field),
@@ -140,7 +149,19 @@ def resolve_spec(name_or_path: str | os.PathLike[str], fields: dict[str, str] | 
                          id_field=fields.get("id", spec.id_field))
 
 
+def builtin_task(name: str) -> Any:
+    """The built-in task behind a `builtin` benchmark, as a default training run builds it."""
+    if name != "chain":
+        raise ValueError(f"unknown built-in task {name!r}; valid: chain")
+    from eapo.training.config import TrainConfig
+    from eapo.training.run import build_task  # imports torch: only when the task is asked for
+
+    return build_task(TrainConfig())
+
+
 def benchmark_path(spec: BenchmarkSpec) -> Path:
+    if spec.builtin is not None:
+        raise ValueError(f"benchmark {spec.name!r} is the built-in task {spec.builtin!r}: it has no file")
     file = Path(spec.file)
     path = file if file.is_absolute() else data_dir() / file
     if not path.is_file():
@@ -174,6 +195,10 @@ def load_benchmark(name_or_path: str | os.PathLike[str], limit: int | None = Non
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     spec = resolve_spec(name_or_path, fields)
+    if spec.builtin is not None:
+        meta = dict(benchmark=spec.name, scorer=spec.scorer, template_family=spec.template_family)
+        rows = builtin_task(spec.builtin).split("test")[:limit]
+        return [Problem(p.id, p.question, p.answer, {**p.meta, **meta}) for p in rows]
     path = benchmark_path(spec)
     problems: list[Problem] = []
     seen: set[str] = set()
