@@ -129,3 +129,8 @@ def test_viewer_filters_and_episode_view(browser, page, tmp_path):
     browser.execute_script("document.getElementById('viewer').scrollIntoView()")
     shot = artifacts_dir(tmp_path) / "report-viewer.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+    # a link to an episode opens it
+    other = episodes[-1]
+    browser.get(f"{path.as_uri()}#ep={other['uid']}")
+    assert f"Episode {other['uid']}" in browser.find_element("id", "ep-detail").text

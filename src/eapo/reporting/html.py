@@ -148,7 +148,7 @@ def render_html(inputs: ReportInputs, plots: Mapping[str, Path], episodes: Seque
         '<p id="ep-count"></p>'
         '<div class="viewer-grid"><div class="list"><table id="ep-table"><thead><tr><th>run</th><th>step</th>'
         "<th>question</th><th>reward</th><th>answer / gold</th><th>turns</th><th>consults</th>"
-        '<th>accepted / refused</th></tr></thead><tbody id="ep-rows"></tbody></table>'
+        '<th title="expert replies accepted / refused">acc / ref</th></tr></thead><tbody id="ep-rows"></tbody></table>'
         '<button id="ep-more" type="button">show more</button></div>'
         '<div id="ep-detail" class="detail"><p class="empty">Select an episode on the left.</p></div></div>'
         "</section>"

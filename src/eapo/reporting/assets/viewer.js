@@ -169,7 +169,23 @@
     for (var j = 0; j < rows.length; j++) rows[j].className = (+rows[j].dataset.idx === i) ? "selected" : "";
   }
 
+  // report.html#ep=<uid> opens that episode (links into the page, screenshots of it)
+  function fromHash() {
+    var m = /^#ep=(.+)$/.exec(window.location.hash);
+    if (!m) return;
+    var uid = decodeURIComponent(m[1]);
+    for (var i = 0; i < eps.length; i++) {
+      if (eps[i].uid === uid) {
+        select(i);
+        $("viewer").scrollIntoView();
+        return;
+      }
+    }
+  }
+
   setup();
   apply();
+  fromHash();
+  window.addEventListener("hashchange", fromHash);
   window.eapoViewer = { select: select, apply: apply, count: function () { return current.length; } };
 })();
