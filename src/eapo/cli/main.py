@@ -93,9 +93,19 @@ def train(
     model: Annotated[Optional[str], typer.Option(help="Policy: any local folder or hub id of a causal LM (skips the tiny warm start).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache of tiny models and warm starts.")] = None,
     verbose: bool = False,
+    num_processes: Annotated[int, typer.Option(help="Train data-parallel in N processes (re-launches through `accelerate launch`).")] = 1,
+    accelerate_config: Annotated[Optional[Path], typer.Option(help="accelerate config for --num-processes (DDP, DeepSpeed, FSDP: examples/accelerate/).")] = None,
 ) -> None:
     """Warm start, then self-exploratory RL and EAPO from the same start; expert-free test table."""
     _setup_logging(verbose)
+    from eapo.distributed.collective import env_rank, env_world_size
+
+    if num_processes > 1 and env_world_size() == 1:  # the parent: start the children, report their exit code
+        from eapo.distributed.launch import relaunch, train_args
+
+        raise typer.Exit(relaunch(num_processes, train_args(
+            config=config, sets=set_ or [], out=out, arms=arms, resume=resume, quick=quick, model=model,
+            cache_dir=cache_dir, verbose=verbose), config_file=accelerate_config))
     from eapo.config import ConfigError, load_config
     from eapo.training.checkpoints import CheckpointError
     from eapo.training.compare import run_arms, table_rows
@@ -120,10 +130,14 @@ def train(
         raise typer.Exit(2)
     run_dir = resume or out or Path(cfg.output_dir)
     try:
+        if env_world_size() > 1:  # one of several processes (eapo.distributed)
+            from eapo.distributed.arms import run_arms_distributed as run_arms
         rows = run_arms(cfg, run_dir, arms=arm_list, model=model, cache_dir=cache_dir)
     except (CheckpointError, FileExistsError, OSError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from None
+    if env_rank() != 0:  # the main process prints the table
+        return
     ks = tuple(cfg.eval.k)
     n_test = min(cfg.task.test_size, cfg.eval.test_size or cfg.task.test_size)
     table = Table(title=f"Expert-free test accuracy (%), {n_test} problems, seed {cfg.seed} -> {run_dir}")
@@ -166,3 +180,7 @@ app.command()(_eval_cmd.score)
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+if __name__ == "__main__":  # `python -m eapo.cli.main`: how accelerate launch starts each process
+    main()

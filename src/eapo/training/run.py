@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from eapo.config import dump_yaml, to_dict
+from eapo.distributed.collective import env_rank, per_process_batch
 from eapo.reporting.names import as_test_metrics
 from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
 from eapo.rollout.engine import RolloutEngine
@@ -95,7 +96,7 @@ def grpo_args(cfg: TrainConfig, run_dir: Path) -> Any:
     args: dict[str, Any] = dict(
         output_dir=str(run_dir),
         max_steps=rl.steps,
-        per_device_train_batch_size=rl.prompts_per_step * rl.num_generations,
+        per_device_train_batch_size=per_process_batch(rl.prompts_per_step * rl.num_generations),
         gradient_accumulation_steps=1,
         num_generations=rl.num_generations,
         learning_rate=rl.learning_rate,
@@ -178,7 +179,8 @@ def train_run(
         raise FileExistsError(f"{run_dir} already holds checkpoints: use --resume, or another --out")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+        if env_rank() == 0:  # several processes: only the main one writes run files
+            (run_dir / "config.yaml").write_text(dump_yaml(cfg))
     except OSError as e:
         raise OSError(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from e
 
@@ -269,7 +271,8 @@ def train_run(
             return RunResult(run_dir=run_dir, test={}, val=[], wall_s=time.time() - t_start)
 
         test = evaluate_expert_free(cfg, model_ref(), tok, test_problems, task.scorer, step=cfg.rl.steps)
-        write_eval(run_dir, "test", test)
+        if env_rank() == 0:
+            write_eval(run_dir, "test", test)
         metrics_logger.publish(as_test_metrics(test.metrics), cfg.rl.steps)
     finally:
         for sink in sinks:
