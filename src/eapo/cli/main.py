@@ -177,6 +177,21 @@ from eapo.cli import eval_cmd as _eval_cmd  # noqa: E402
 app.command("eval")(_eval_cmd.eval_)
 app.command()(_eval_cmd.score)
 
+# `serve-expert` lives in its own module (eapo.cli.serve).
+from eapo.cli import serve as _serve  # noqa: E402
+
+app.command("serve-expert")(_serve.serve_expert)
+
+# `report` lives in its own module (eapo.cli.report).
+from eapo.cli import report as _report  # noqa: E402
+
+app.command("report")(_report.report)
+
+# `compare` lives in its own module (eapo.cli.compare).
+from eapo.cli import compare as _compare  # noqa: E402
+
+app.command("compare")(_compare.compare)
+
 
 def main() -> None:  # pragma: no cover
     app()

@@ -1,0 +1,80 @@
+"""`eapo compare`: the paper's comparison (EAPO.md §6–§7) in miniature, on any task.
+
+rows.py      what each row is (a recipe of config overrides), and the registry of rows
+runner.py    runs every (row, seed) cell from one starting policy, reusing finished ones
+distill.py   the expert-distilled baseline (supervised, full or LoRA)
+workflow.py  the expert-assisted workflow baseline (evaluated with the experts)
+results.py   results.json, the markdown table, the paired gap
+plots.py     the figures, drawn from results.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from eapo.comparison.rows import DEFAULT_ROWS, ROWS, RowSpec
+
+__all__ = ["DEFAULT_ROWS", "ROWS", "RowSpec", "compare", "collect"]
+
+log = logging.getLogger(__name__)
+
+
+def _per_problem(path: Path) -> dict[str, float]:
+    scores: dict[str, list[float]] = defaultdict(list)
+    if not path.exists():
+        return {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if not rec.get("greedy"):
+            scores[rec["problem_id"]].append(float(rec["score"]))
+    return {pid: statistics.fmean(v) for pid, v in scores.items()}
+
+
+def _finite(obj: Any) -> Any:
+    """NaN (a figure a row never had) becomes null: results.json stays standard JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def collect(out: Path, cells: list[dict[str, Any]], *, rows: list[str], seeds: list[int], config: dict[str, Any],
+            command: str = "") -> dict[str, Any]:
+    """Aggregate finished cells into `out/results.json`, `out/results.md` and `out/plots/`."""
+    from eapo.comparison.plots import plot_all
+    from eapo.comparison.results import aggregate, markdown
+    from eapo.comparison.runner import cell_dir
+
+    per_problem = {(c["row"], c["seed"]): _per_problem(cell_dir(out, c["row"], c["seed"]) / "test_records.jsonl")
+                   for c in cells}
+    results = aggregate(cells, rows=rows, seeds=seeds, config=config, per_problem=per_problem, command=command)
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(_finite(results), indent=1, allow_nan=False))
+    tmp.replace(out / "results.json")
+    (out / "results.md").write_text(markdown(results))
+    plot_all(results, out / "plots")
+    return results
+
+
+def compare(cfg: Any, out: Path, *, rows: list[str] | tuple[str, ...] = DEFAULT_ROWS, seeds: list[int] = (0, 1, 2),
+            model: str | None = None, cache_dir: Path | None = None, jobs: int = 1, command: str = "") -> dict[str, Any]:
+    """Run (or reuse) every row for every seed from one starting policy and write the results."""
+    from eapo.comparison.runner import run_compare
+    from eapo.config import to_dict
+    from eapo.training.compare import prepare_policy
+
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise KeyError(f"unknown comparison row(s) {unknown}; known: {', '.join(ROWS.names())}")
+    policy = prepare_policy(cfg, model, cache_dir)
+    cells = run_compare(cfg, out, rows=list(rows), seeds=list(seeds), policy=policy, jobs=jobs)
+    return collect(out, cells, rows=list(rows), seeds=list(seeds), config=to_dict(cfg), command=command)
