@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Wide when not a terminal (CI logs, files): the table has many columns and must not wrap.
+console = Console(width=None if Console().is_terminal else 200)
 
 
 def _seeds(text: str) -> list[int]:
