@@ -38,8 +38,9 @@ pytestmark = pytest.mark.slow
 
 BASE = [
     "rl.prompts_per_step=2", "rl.num_generations=2", "rl.save_steps=100", "rl.log_steps=1",
-    "rl.learning_rate=1e-3", "eval.every_steps=0", "eval.val_size=2", "task.val_size=2", "task.test_size=2",
-    "task.train_size=16", "eval.n=2", "eval.k=[1,2]", "rl.dump_rollouts_every=0", "rollout.tokens_per_turn=32",
+    "rl.learning_rate=1e-3", "eval.every_steps=0", "eval.val_size=1", "task.val_size=1", "task.test_size=1",
+    "task.train_size=16", "eval.n=1", "eval.k=[1]", "eval.greedy=false", "rl.dump_rollouts_every=0",
+    "rollout.tokens_per_turn=32",
     "task.min_len=1", "task.max_len=3", "rollout.max_policy_tokens=64", "rollout.max_completion_tokens=160",
     "turn_budget.train=2", "turn_budget.eval=2", "acceptance.kind=constant", "acceptance.value=1.0",
     "experts.kind=pool", "experts.timeout_s=3",

@@ -426,7 +426,7 @@ class OpenAIExpert:
         async def shutdown() -> None:
             if self._client is not None:
                 await self._client.close()
-                self._client = None
+            self._client = self._sem = None  # a later `ask` starts afresh on a new loop
 
         self._loop.stop(shutdown)
 
