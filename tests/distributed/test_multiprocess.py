@@ -84,9 +84,10 @@ def test_two_processes_train_like_one_on_the_same_global_batch(tiny, tmp_path):
     assert sorted(m1) == sorted(m2) == [1, 2]
     for step in (1, 2):
         assert m2[step]["rollout/episodes"] == 12  # both processes' episodes, not rank 0's 6
-        for key, value in m1[step].items():
-            if key.startswith(("reward/", "expert/", "rollout/", "schedule/")):
+        for key, value in m1[step].items():  # EAPO's metrics and the pool's accounting, over both processes
+            if key.startswith(("reward/", "expert/", "rollout/", "schedule/")) and "latency" not in key:
                 assert m2[step][key] == pytest.approx(value, rel=1e-6, abs=1e-7), (step, key)
+        assert m2[step]["expert/pool/calls"] == m1[step]["expert/pool/calls"] > 0
         loss = next(k for k in m1[step] if k in ("loss", "loss/policy"))
         assert m2[step][loss] == pytest.approx(m1[step][loss], rel=1e-4, abs=1e-7)
     # the coins vary inside groups (else there would be no gradient to compare)

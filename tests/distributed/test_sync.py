@@ -202,3 +202,18 @@ def test_uneven_batches_are_refused():
     assert per_process_batch(24, 4) == 6
     with pytest.raises(ValueError, match="multiple of 2"):
         per_process_batch(9, 2)
+
+
+def test_pool_accounting_merges_every_process():
+    from eapo.distributed.sync import GatheredPoolStats
+    from eapo.types import ExpertRequest
+
+    def rank(c):
+        pool = ExpertPool([OracleExpert(lambda r: "1", name="a"), OracleExpert(lambda r: "2", name="b")])
+        n = 3 if c.rank == 0 else 5
+        pool.ask_many_sync([ExpertRequest(problem="p", query=f"q{i}") for i in range(n)], list(range(n)))
+        return GatheredPoolStats(pool, c).snapshot_and_reset()
+
+    r0, r1 = on_ranks(2, rank)
+    assert [(s.name, s.calls) for s in r0] == [(s.name, s.calls) for s in r1] == [("a", 2 + 3), ("b", 1 + 2)]
+    assert len(r0[0].latencies) == 5

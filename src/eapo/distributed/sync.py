@@ -26,6 +26,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eapo.distributed.collective import Collective
 from eapo.rollout.metrics import rollout_metrics
@@ -127,3 +128,47 @@ def step_metrics(gathered: GatheredStep) -> dict[str, float]:
     for key in sorted({k for t in gathered.times for k in t}):
         metrics[key] = max(t.get(key, 0.0) for t in gathered.times)
     return metrics
+
+
+def merge_pool_stats(per_rank: Sequence[Sequence[Any]]) -> list[Any]:
+    """Every process's `PoolStats` (one list per process, one entry per pool member, in
+    member order) merged member by member: counts, tokens, latency sums and lists add up,
+    the maximum latency is the largest. One process's list is returned as it is."""
+    if len(per_rank) == 1:
+        return list(per_rank[0])
+    merged = []
+    for member in zip(*per_rank, strict=True):
+        first = member[0]
+        failures: Counter[str] = Counter()
+        counters: dict[str, float] = {}
+        for s in member:
+            failures.update(s.failures)
+            for k, v in s.counters.items():
+                counters[k] = counters.get(k, 0.0) + v
+        merged.append(dataclasses.replace(
+            first, calls=sum(s.calls for s in member), failures=dict(failures),
+            latency_s=sum(s.latency_s for s in member), max_latency_s=max(s.max_latency_s for s in member),
+            prompt_tokens=sum(s.prompt_tokens for s in member),
+            completion_tokens=sum(s.completion_tokens for s in member),
+            latencies=[x for s in member for x in s.latencies], counters=counters))
+    return merged
+
+
+class GatheredPoolStats:
+    """An `ExpertPool` whose `snapshot_and_reset()` returns the counters of every process's
+    pool, merged, on every process: what the run's pool accounting (`PoolMetrics`) logs in a
+    multi-process run instead of the main process's share. A collective: every process calls
+    it at the same log events (transformers calls `on_log` on all of them)."""
+
+    def __init__(self, pool: Any, collective: Collective | None = None) -> None:
+        self.pool = pool
+        self.collective = collective
+
+    def snapshot_and_reset(self) -> list[Any]:
+        from eapo.distributed.collective import default_collective
+
+        local = self.pool.snapshot_and_reset()
+        return merge_pool_stats((self.collective or default_collective()).all_gather_object(local))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pool, name)

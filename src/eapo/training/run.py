@@ -256,9 +256,10 @@ def train_run(
         trainer.remove_callback(ProgressCallback)
         trainer.remove_callback(PrinterCallback)
         if pool is not None:  # first: it adds the pool's accounting to the row the others show and write
+            from eapo.distributed.sync import GatheredPoolStats
             from eapo.training.expert_pool import PoolMetrics
 
-            trainer.add_callback(PoolMetrics(pool))
+            trainer.add_callback(PoolMetrics(GatheredPoolStats(pool)))  # every process's calls, not rank 0's
         trainer.add_callback(Progress(f"{cfg.rl.arm} seed {cfg.seed}"))
         trainer.add_callback(metrics_logger)
         trainer.add_callback(EAPOState(eapo_state))
