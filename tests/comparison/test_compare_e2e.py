@@ -132,3 +132,17 @@ def test_distilled_examples_are_the_oracles_solutions_with_the_prompt_masked(tin
     assert text.endswith(f"<answer>{p.answer}</answer>") and "<consult>" not in text
     with pytest.raises(ValueError, match="oracle"):
         expert_solutions(load_config(TrainConfig, None, ["experts.kind=noisy", "experts.noise_p=0.2"]), tok, [p])
+
+
+def test_cells_run_in_parallel_processes_give_the_sequential_results(tiny, tmp_path):
+    from eapo.comparison.runner import run_compare
+    from eapo.config import load_config
+    from eapo.training.config import TrainConfig
+
+    cfg = load_config(TrainConfig, None, TINY)
+    kw = dict(rows=["base", "workflow"], seeds=[0, 1], policy=tiny)
+    seq = run_compare(cfg, tmp_path / "seq", jobs=1, **kw)
+    par = run_compare(cfg, tmp_path / "par", jobs=2, **kw)
+    assert [(c["row"], c["seed"]) for c in par] == [("base", 0), ("base", 1), ("workflow", 0), ("workflow", 1)]
+    for a, b in zip(seq, par):
+        assert a["test"] == b["test"], (a["row"], a["seed"])
