@@ -30,6 +30,27 @@ def plot_all(results: dict[str, Any], out_dir: Path) -> list[Path]:
             _consult(results, out_dir / PLOTS[2])]
 
 
+def _band(ax: Any, x: list[float], curve: dict[str, list[float]], label: str) -> None:
+    """The mean in % as a line, with a ± 1 sd band over seeds."""
+    mean = [100 * v for v in curve["mean"]]
+    sd = [100 * v for v in curve["std"]]
+    line, = ax.plot(x, mean, marker="o", markersize=3, label=label)
+    ax.fill_between(x, [a - b for a, b in zip(mean, sd)], [a + b for a, b in zip(mean, sd)], alpha=0.15,
+                    color=line.get_color())
+
+
+def _finish(ax: Any, fig: Any, plt: Any, path: Path, xlabel: str, ylabel: str, title: str) -> Path:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _n(results: dict[str, Any]) -> Any:
     return results.get("config", {}).get("eval", {}).get("n", "n")
 
@@ -46,22 +67,10 @@ def _vs_updates(results: dict[str, Any], path: Path) -> Path:
                            label=r["label"] + (" (with experts)" if r["evaluated_with_experts"] else ""),
                            color="black" if not r["evaluated_with_experts"] else "grey")
             continue
-        if not c["steps"]:
-            continue
-        mean = [100 * x for x in c["mean"]]
-        sd = [100 * x for x in c["std"]]
-        line, = ax.plot(c["steps"], mean, marker="o", markersize=3, label=r["label"])
-        ax.fill_between(c["steps"], [a - b for a, b in zip(mean, sd)], [a + b for a, b in zip(mean, sd)],
-                        alpha=0.15, color=line.get_color())
-    ax.set_xlabel("policy updates")
-    ax.set_ylabel(f"expert-free validation avg@{_n(results)} (%)")
-    ax.set_title("Expert-free validation accuracy during training")
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        if c["steps"]:
+            _band(ax, c["steps"], c, r["label"])
+    return _finish(ax, fig, plt, path, "policy updates", f"expert-free validation avg@{_n(results)} (%)",
+                   "Expert-free validation accuracy during training")
 
 
 def _vs_tokens(results: dict[str, Any], path: Path) -> Path:
@@ -71,22 +80,10 @@ def _vs_tokens(results: dict[str, Any], path: Path) -> Path:
         c = r["curves"]["avg@n"]
         if r["kind"] == "eval" or not c["steps"]:
             continue
-        x = r["curves"]["expert_tokens"]["mean"]
-        mean = [100 * v for v in c["mean"]]
-        sd = [100 * v for v in c["std"]]
-        line, = ax.plot(x, mean, marker="o", markersize=3, label=r["label"])
-        ax.fill_between(x, [a - b for a, b in zip(mean, sd)], [a + b for a, b in zip(mean, sd)], alpha=0.15,
-                        color=line.get_color())
+        _band(ax, r["curves"]["expert_tokens"]["mean"], c, r["label"])
     ax.set_xscale("symlog", linthresh=100)
-    ax.set_xlabel("expert tokens spent in training (cumulative, symlog)")
-    ax.set_ylabel(f"expert-free validation avg@{_n(results)} (%)")
-    ax.set_title("Accuracy against the expert budget")
-    ax.legend(fontsize=7, loc="best")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish(ax, fig, plt, path, "expert tokens spent in training (cumulative, symlog)",
+                   f"expert-free validation avg@{_n(results)} (%)", "Accuracy against the expert budget")
 
 
 def _consult(results: dict[str, Any], path: Path) -> Path:
