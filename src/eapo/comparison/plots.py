@@ -98,7 +98,7 @@ def _consult(results: dict[str, Any], path: Path) -> Path:
         for ax, (k, _) in zip(axes, keys):
             if r["kind"] == "rl" and (k != "reward/frac_zero_std" and r["name"] == "self_rl"):
                 continue  # self-RL neither consults nor is accepted: a flat zero adds nothing
-            ax.plot(t["steps"], t[k], label=r["label"], linewidth=1.2)
+            ax.plot(t["steps"], t[k], label=r["label"], linewidth=1.2, marker="o", markersize=2)
     for ax, (_, title) in zip(axes, keys):
         ax.set_title(title)
         ax.set_xlabel("policy updates")
