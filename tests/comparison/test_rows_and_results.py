@@ -142,3 +142,23 @@ def test_plots_are_real_pngs(tmp_path):
     for p in paths:
         data = p.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_diagnostics_split_aided_and_unaided_success_by_phase(tmp_path):
+    from eapo.comparison.diagnose import phases, step_figures
+
+    def ep(step, pid, score, accepted):
+        calls = [{"accepted": accepted}] if accepted is not None else []
+        return {"step": step, "problem_id": pid, "score": score, "reward": score or 0.1, "turns": [{"calls": calls}]}
+
+    eps = [ep(1, "a", 1.0, True), ep(1, "a", 0.0, True), ep(1, "b", 0.0, None), ep(1, "b", 0.0, None),
+           ep(9, "a", 1.0, None), ep(9, "a", 1.0, False), ep(9, "b", 0.0, False), ep(9, "b", 1.0, None)]
+    (tmp_path / "rollouts").mkdir()
+    (tmp_path / "rollouts" / "r.jsonl").write_text("\n".join(json.dumps(e) for e in eps) + "\n{cut")
+    rows = step_figures(tmp_path)
+    assert rows[0] == {"step": 1, "episodes": 4, "success": 0.25, "aided": 2, "aided_success": 0.5, "unaided": 2,
+                       "unaided_success": 0.0, "consult_rate": 0.5, "zero_var_groups": 0.5}
+    assert rows[1]["aided"] == 0 and math.isnan(rows[1]["aided_success"]) and rows[1]["unaided_success"] == 0.75
+    ph = phases(rows, 9)
+    assert [p["phase"] for p in ph] == ["early", "late"]  # no dump fell in the middle third
+    assert ph[1]["consult_rate"] == 0.5 and ph[1]["zero_var_groups"] == 0.5

@@ -54,9 +54,15 @@ def collect(out: Path, cells: list[dict[str, Any]], *, rows: list[str], seeds: l
     from eapo.comparison.results import aggregate, markdown
     from eapo.comparison.runner import cell_dir
 
+    from eapo.comparison.diagnose import phases, step_figures
+
     per_problem = {(c["row"], c["seed"]): _per_problem(cell_dir(out, c["row"], c["seed"]) / "test_records.jsonl")
                    for c in cells}
-    results = aggregate(cells, rows=rows, seeds=seeds, config=config, per_problem=per_problem, command=command)
+    steps = int(config.get("rl", {}).get("steps", 0) or 0)
+    diagnostics = {(c["row"], c["seed"]): phases(step_figures(cell_dir(out, c["row"], c["seed"])), steps)
+                   for c in cells if c.get("kind") == "rl"}
+    results = aggregate(cells, rows=rows, seeds=seeds, config=config, per_problem=per_problem, command=command,
+                        diagnostics=diagnostics)
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(_finite(results), indent=1, allow_nan=False))
     tmp.replace(out / "results.json")

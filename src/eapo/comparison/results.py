@@ -82,9 +82,12 @@ def paired_gap(records_a: dict[str, float], records_b: dict[str, float]) -> dict
 
 def aggregate(cells: list[dict[str, Any]], *, rows: list[str], seeds: list[int], config: dict[str, Any],
               per_problem: dict[tuple[str, int], dict[str, float]], command: str = "",
-              treatment: str = "eapo", baseline: str = "self_rl") -> dict[str, Any]:
+              treatment: str = "eapo", baseline: str = "self_rl",
+              diagnostics: dict[tuple[str, int], list[dict[str, Any]]] | None = None) -> dict[str, Any]:
     """The results document. `per_problem[(row, seed)]` maps problem id to the mean score
-    of its sampled test episodes (for the paired gap)."""
+    of its sampled test episodes (for the paired gap); `diagnostics[(row, seed)]` holds the
+    phase figures of `eapo.comparison.diagnose` for RL cells (averaged over seeds here)."""
+    diagnostics = diagnostics or {}
     by_row: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in cells:
         by_row[c["row"]].append(c)
@@ -115,6 +118,7 @@ def aggregate(cells: list[dict[str, Any]], *, rows: list[str], seeds: list[int],
             curves["training"] = {"steps": tsteps, **{
                 k: [statistics.fmean(train_curve[s][k]) if train_curve[s][k] else math.nan for s in tsteps]
                 for k in ("expert/consult_rate", "expert/acceptance_rate", "reward/frac_zero_std")}}
+        phases = _mean_phases([diagnostics[(name, c["seed"])] for c in cs if diagnostics.get((name, c["seed"]))])
         out_rows.append({
             "name": name,
             "label": spec.label if spec else name,
@@ -124,6 +128,7 @@ def aggregate(cells: list[dict[str, Any]], *, rows: list[str], seeds: list[int],
             "seeds": [c["seed"] for c in cs],
             "metrics": metrics,
             "curves": curves,
+            "diagnostics": phases,
         })
     per_seed = []
     for seed in seeds:
@@ -142,6 +147,20 @@ def aggregate(cells: list[dict[str, Any]], *, rows: list[str], seeds: list[int],
         "paired": {"treatment": treatment, "baseline": baseline, "per_seed": per_seed,
                    "mean": gap["mean"], "std": gap["std"]},
     }
+
+
+PHASE_KEYS = ("success", "aided_share", "aided_success", "unaided_success", "consult_rate", "zero_var_groups")
+
+
+def _mean_phases(per_seed: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Phase figures averaged over seeds (NaN-aware: a seed with no aided episode in a
+    phase does not pull its aided success to zero)."""
+    out = []
+    for name in ("early", "middle", "late"):
+        got = [p for phases in per_seed for p in phases if p["phase"] == name]
+        if got:
+            out.append({"phase": name, **{k: mean_std([float(p[k]) for p in got])["mean"] for k in PHASE_KEYS}})
+    return out
 
 
 def _cell(m: dict[str, Any], scale: float = 100.0, digits: int = 1) -> str:
@@ -180,4 +199,14 @@ def markdown(results: dict[str, Any]) -> str:
                      + "; ".join(f"seed {x['seed']}: {100 * x['diff']:+.2f} (SE {100 * x['se']:.2f})"
                                  for x in p["per_seed"])
                      + f"; mean {100 * p['mean']:+.2f} (sd over seeds {100 * p['std']:.2f}).")
+    mech = [r for r in results["rows"] if r.get("diagnostics")]
+    if mech:
+        lines += ["", "Mechanism, from the training rollout dumps (EAPO.md §7), by third of the run, mean over seeds: "
+                  "success = sampled training episodes that were correct; aided = at least one expert reply accepted.",
+                  "", "| row | phase | success | aided share | aided success | unaided success | consult rate | "
+                  "zero-var groups |", "|---|---|---|---|---|---|---|---|"]
+        for r in mech:
+            for p in r["diagnostics"]:
+                lines.append(f"| {r['label']} | {p['phase']} | " + " | ".join(
+                    "-" if math.isnan(p[k]) else f"{p[k]:.3f}" for k in PHASE_KEYS) + " |")
     return "\n".join(lines) + "\n"
