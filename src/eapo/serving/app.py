@@ -128,6 +128,9 @@ def create_app(
             completion = await backend.complete(messages, params)
         except BadRequest as e:
             raise _HTTPError(400, str(e)) from None
+        except Exception:  # the backend's failure is a 500 for this request, not the server's end
+            logger.exception("backend %s failed", getattr(backend, "name", type(backend).__name__))
+            return error(500, "internal server error", "server_error")
         if fault is not None:
             completion = _fault_completion(fault, completion)
         payload = ChatCompletionResponse(
