@@ -124,3 +124,23 @@ def test_page_escapes_text_from_run_folders(tmp_path):
     html = render_html(inputs, {}, [episode_view(dump_record("/nowhere"), 0, None)])
     assert "<td>r&lt;b&gt;</td>" in html
     assert "1+2</script>" not in html and "1+2<\\/script><b>x<\\/b>" in html  # the data block cannot be closed early
+
+
+def test_results_in_the_compare_schema(tmp_path):
+    """eapo compare's results.json (schema eapo.compare/1): rows with a readable label,
+    metrics as {values, mean, std} with null for a seed that lacks the figure, curves aside."""
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"schema": "eapo.compare/1", "gap": {"mean": 1.0}, "rows": [
+        {"name": "eapo_parallel", "label": "EAPO parallel", "kind": "rl", "evaluated_with_experts": False,
+         "seeds": [0, 1], "metrics": {"avg@n": {"values": [40.0, None], "mean": 40.0, "std": 0.0},
+                                      "expert_tokens": {"values": [10, 14], "mean": 12.0, "std": 2.83}},
+         "curves": {"avg@n": {"steps": [5], "mean": [0.4], "std": [0.0]}}, "diagnostics": {"phase": 1}},
+        {"name": "workflow", "label": "expert-assisted workflow", "evaluated_with_experts": True,
+         "metrics": {"avg@n": {"values": [None, None], "mean": None, "std": None}, "wall_s": {"values": [3, 5]}}},
+    ]}))
+    table = read_results(path)
+    assert [name for name, _ in table.rows] == ["EAPO parallel", "expert-assisted workflow (evaluated with experts)"]
+    assert table.columns == ["avg@n", "expert_tokens", "wall_s"]  # accuracy first, costs after
+    eapo, workflow = (cells for _, cells in table.rows)
+    assert eapo == {"avg@n": Cell(40.0, 0.0, (40.0,)), "expert_tokens": Cell(12.0, 2.83, (10.0, 14.0))}
+    assert workflow == {"wall_s": Cell(4.0, pytest.approx(1.4142, abs=1e-4), (3.0, 5.0))}

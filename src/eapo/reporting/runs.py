@@ -215,8 +215,8 @@ def _unique_labels(inputs: ReportInputs) -> None:
 
 # ----------------------------------------------------------------------- results.json
 
-_NAME_KEYS = ("name", "row", "label", "id", "arm")
-_META_KEYS = {"name", "row", "label", "id", "arm", "seeds", "config", "description", "runs", "run_dirs", "status",
+_NAME_KEYS = ("label", "name", "row", "id", "arm")  # eapo compare: label is the readable one
+_META_KEYS = {"name", "row", "label", "id", "arm", "seeds", "config", "description", "runs", "run_dirs", "status", "kind", "evaluated_with_experts",
               "error", "errors", "n_seeds", "notes"}
 _COLUMN_ORDER = ("avg@n", "greedy_acc", "pass@1", "pass@2", "pass@4", "pass@8", "pass@16", "pass@32", "var",
                  "consult_rate", "acceptance_rate", "consult_attempts", "expert_tokens", "expert_calls", "wall_s")
@@ -285,6 +285,8 @@ def read_results(path: Path) -> ResultsTable | None:
         for i, entry in enumerate(rows_data):
             if isinstance(entry, Mapping):
                 name = next((str(entry[k]) for k in _NAME_KEYS if isinstance(entry.get(k), (str, int))), f"row {i + 1}")
+                if entry.get("evaluated_with_experts") is True:  # not expert-free: say so next to its numbers
+                    name += " (evaluated with experts)"
                 entries.append((name, entry))
     rows: list[tuple[str, dict[str, Cell]]] = []
     for name, entry in entries:
