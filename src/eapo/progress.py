@@ -41,15 +41,17 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["ProgressBar", "progress", "format_duration"]
+__all__ = ["ProgressBar", "format_duration", "progress", "shared_console"]
 
 log = logging.getLogger("eapo.progress")
 
 
 @functools.lru_cache(maxsize=1)
-def _stderr_console() -> Console:
-    # One console for all bars, on stderr like tqdm: nested bars (an evaluation inside a
-    # training run) must share a console for rich to stack them instead of fighting.
+def shared_console() -> Console:
+    """The console every bar draws on (stderr, like tqdm). Nested bars (an evaluation inside
+    a training run) must share one console for rich to stack them instead of fighting; a
+    CLI that logs to a terminal should log through `rich.logging.RichHandler(console=
+    shared_console())`, so log lines print above a live bar instead of through it."""
     return Console(stderr=True)
 
 
@@ -102,7 +104,7 @@ class ProgressBar:
         self.total, self.description = total, description
         self.completed = self.initial = initial
         self.text = ""
-        self.console = console or _stderr_console()
+        self.console = console or shared_console()
         self.live = self.console.is_terminal if live is None else live
         self.log_every_s, self.clock = log_every_s, clock
         self._rich: RichProgress | None = None
