@@ -51,8 +51,11 @@ def test_eval_every_benchmark_end_to_end(tmp_path, cache, name):
     items = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
     assert len(items) == 2 * 2 + 2  # n samples per problem plus one greedy
     assert all({"id", "sample", "extracted", "score", "reason"} <= set(r) for r in items)
-    if BENCHMARKS.get(name).scorer == "code":  # the random policy writes no code: judged, not crashed
+    if BENCHMARKS.get(name).scorer == "code":  # the random policy writes no working code: judged, not crashed
+        assert summary["scorer"] == "code" and summary["eval/avg@n"] == 0.0
         assert {r["reason"] for r in items} <= {"no_answer", "failed"}
+        assert all((r["extracted"] is None) == (r["reason"] == "no_answer") for r in items)
+        assert all(r["code_form"] in ("none", "body", "function") and r["score"] == 0.0 for r in items)
 
 
 def test_expert_workflow_from_yaml(tmp_path, cache):
@@ -72,6 +75,8 @@ def test_bad_experts_file_is_a_clear_error(tmp_path, cache):
     (tmp_path / "x.yaml").write_text("experts:\n  kind: wizard\n")
     res = _eval("--benchmark", "chain", "--limit", "1", "--experts", str(tmp_path / "x.yaml"), "--cache-dir", cache)
     assert res.exit_code == 2 and "experts.kind" in _text(res)
+    res = _eval("--benchmark", "chain", "--experts", str(tmp_path / "x.yaml"), "--lock", "refuse", "--cache-dir", cache)
+    assert res.exit_code == 2 and "exclude each other" in _text(res)
 
 
 def test_continue_and_refuse_a_changed_configuration(tmp_path, cache):

@@ -115,7 +115,7 @@ def test_code_benchmark_scores_canned_completions_in_the_sandbox(tok):
 # ------------------------------------------------------------------------------ experts
 
 
-def test_expert_workflow_records_consults_calls_and_tokens(tok, tmp_path):
+def test_expert_workflow_records_consults_calls_and_tokens(tok, tmp_path, caplog):
     """The policy asks the whole chain, then answers with the oracle's reply (built from YAML)."""
     from eapo.evaluation.workflow import load_experts_config
 
@@ -132,7 +132,12 @@ def test_expert_workflow_records_consults_calls_and_tokens(tok, tmp_path):
 
     cfg = BenchEvalConfig("chain", model="scripted", n=2, ks=(1, 2), rollout=BIG, turn_budget=3, limit=3,
                           experts=load_experts_config(tmp_path / "experts.yaml"))
-    res = evaluate_benchmark(cfg, tokenizer=tok, backend=PerProblem(tok, answer), out=tmp_path / "out")
+    with caplog.at_level("INFO", logger="eapo.progress"):
+        res = evaluate_benchmark(cfg, tokenizer=tok, backend=PerProblem(tok, answer), out=tmp_path / "out")
+    # not a terminal: the progress bar is log lines with count, rate and ETA
+    lines = [r.getMessage() for r in caplog.records if r.name == "eapo.progress"]
+    assert lines[0].startswith("eval chain: 0/3 (0%)") and "ETA" in lines[0]
+    assert lines[-1].startswith("eval chain: 3/3 (100%)") and "avg@n=1.000" in lines[-1]
     assert len(res.records) == 3 * 3 and all(r["mode"] == "experts" for r in res.records)
     for r, p in zip(res.records, [p for p in problems for _ in range(3)]):
         # the oracle counts characters: problem + query in, the reply out
@@ -287,3 +292,16 @@ def test_changed_configuration_is_refused(tiny, one_block, tmp_path, change, key
     # a new limit or new ks are not a different evaluation
     res = evaluate_benchmark(_cfg(limit=2, ks=(1,)), model=model, tokenizer=tok, out=out)
     assert res.resumed_problems == 2 and "eval/pass@2" not in res.summary
+
+
+def test_agrees_with_the_training_time_evaluation(tiny, reference):
+    """With blocks that match its batches, `eapo eval` gives exactly the metrics of the
+    evaluation a training run reports (eapo.evaluation.evaluate_policy)."""
+    from eapo.evaluation import evaluate_policy
+
+    model, tok = tiny
+    problems = load_benchmark("chain", limit=4)
+    res = evaluate_policy(model, tok, problems, rollout=SMALL, lock="refuse", n=2, ks=(1, 2), turn_budget=2,
+                          scorer="integer", seed=3, batch_size=4)
+    summary = reference[1]
+    assert {k: summary[k] for k in res.metrics} == res.metrics

@@ -5,13 +5,12 @@ lost its indent (what the protocol's parser hands over). Data: skipped without i
 
 from __future__ import annotations
 
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from eapo.evaluation.benchmarks import data_dir
+from eapo.evaluation.benchmarks import load_benchmark
 from eapo.rewards.code import completion_from_answer, fenced_code, score_humaneval
 
 P = {"prompt": 'import math\n\n\ndef f(xs):\n    """Sum of squares."""\n', "entry_point": "f"}
@@ -51,12 +50,9 @@ def test_fence_without_language_and_none():
 
 def test_every_canonical_solution_passes_in_both_answer_forms():
     try:
-        path = data_dir() / "humaneval.jsonl"
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    if not path.exists():
-        pytest.skip(f"no {path}")
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [{"prompt": p.question, "id": p.id, **p.meta} for p in load_benchmark("humaneval")]
+    except (FileNotFoundError, OSError) as e:
+        pytest.skip(f"benchmark data not available: {e}")
     assert len(rows) == 164
 
     def function(p):

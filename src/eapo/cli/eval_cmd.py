@@ -39,13 +39,18 @@ def eval_(
     n: Annotated[int, typer.Option("-n", help="Samples per problem.")] = 4,
     k: Annotated[str, typer.Option("-k", help="pass@k values, comma-separated (each <= n).")] = "1,2,4",
     limit: Annotated[Optional[int], typer.Option(help="Only the first M problems.")] = None,
-    lock: Annotated[str, typer.Option(help="forbid | refuse | both: how the consult action is locked (expert-free).")] = "forbid",
+    lock: Annotated[Optional[str], typer.Option(help="forbid | refuse | both: how the consult action is locked "
+                                                     "(expert-free; default forbid).")] = None,
     experts: Annotated[Optional[Path], typer.Option(help="YAML with an `experts:` section: the expert-assisted workflow "
                                                          "baseline (consulting open, rho = 1) instead of a lock.")] = None,
     turns: Annotated[int, typer.Option(help="Turn budget.")] = 4,
     tokens_per_turn: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
     max_tokens: Annotated[int, typer.Option(help="Policy tokens per episode.")] = 1024,
     temperature: float = 1.0,
+    system_prompt: Annotated[Optional[bool], typer.Option(
+        "--system-prompt/--no-system-prompt",
+        help="The protocol's system text (default: on for --model, off for the tiny policy; off for a policy "
+             "warm-started without it, as the built-in training runs are).")] = None,
     greedy: Annotated[bool, typer.Option(help="Also one greedy episode per problem.")] = True,
     out: Annotated[Optional[Path], typer.Option(help="Folder for items.jsonl and summary.json; an interrupted run "
                                                      "there continues where it stopped.")] = None,
@@ -73,15 +78,22 @@ def eval_(
     try:
         ks = tuple(int(x) for x in k.split(",") if x.strip())
         experts_cfg = None
+        if experts is not None and lock is not None:
+            raise ValueError("--lock and --experts exclude each other: with experts, consulting is open (rho = 1)")
         if experts is not None:
             from eapo.evaluation.workflow import load_experts_config
 
             experts_cfg = load_experts_config(experts)
+        with_system = system_prompt if system_prompt is not None else model is not None
         rollout = RolloutConfig(tokens_per_turn=tokens_per_turn, max_policy_tokens=max_tokens,
-                                max_completion_tokens=max(2 * max_tokens, 512), system_prompt=None if model else "")
-        policy = model or str(ensure_tiny_models(cache_dir)["policy"])
-        cfg = BenchEvalConfig(benchmark=benchmark, model=policy, n=n, ks=ks, limit=limit, lock=lock, experts=experts_cfg,
-                              temperature=temperature, greedy=greedy, turn_budget=turns, seed=seed,
+                                max_completion_tokens=max(2 * max_tokens, 512),
+                                system_prompt=None if with_system else "")  # None: the protocol's text
+        # A local folder is recorded by its absolute path, so a run continued from another
+        # working directory is recognised as the same evaluation.
+        policy = (str(Path(model).resolve()) if Path(model).exists() else model) if model else str(
+            ensure_tiny_models(cache_dir)["policy"])
+        cfg = BenchEvalConfig(benchmark=benchmark, model=policy, n=n, ks=ks, limit=limit, lock=lock or "forbid",
+                              experts=experts_cfg, temperature=temperature, greedy=greedy, turn_budget=turns, seed=seed,
                               batch_size=batch_size, rollout=rollout, fields=_fields(field) or None,
                               code_timeout_s=code_timeout, code_workers=workers)
         mdl, tok = load_policy(policy)
@@ -106,6 +118,8 @@ def score(
     scorer: Annotated[Optional[str], typer.Option(help="math | integer | choice | em | f1 | code (default: the benchmark's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Write items.jsonl and summary.json here.")] = None,
     field: Annotated[Optional[list[str]], typer.Option(help="For a .jsonl benchmark: KEY=NAME with KEY in id, question, answer, choices.")] = None,
+    code_timeout: Annotated[float, typer.Option(help="Seconds per program in the sandbox (scorer code).")] = 10.0,
+    workers: Annotated[int, typer.Option(help="Programs run at once in the sandbox (scorer code).")] = 4,
 ) -> None:
     """Score saved completions against a benchmark's gold answers (avg@n, pass@k, variance)."""
     from eapo.evaluation.benchmarks import load_benchmark, resolve_spec
@@ -116,7 +130,8 @@ def score(
     try:
         fields = _fields(field)
         name = scorer or resolve_spec(benchmark, fields).scorer
-        report = score_predictions(load_benchmark(benchmark, fields=fields), read_predictions(predictions), name)
+        report = score_predictions(load_benchmark(benchmark, fields=fields), read_predictions(predictions), name,
+                                   workers=workers, code_timeout_s=code_timeout)
     except (ValueError, KeyError, OSError) as e:
         console.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) and e.args else e}")
         raise typer.Exit(2) from None

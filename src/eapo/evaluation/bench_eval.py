@@ -27,7 +27,8 @@ depends on the batch (one seed per generation call), so blocks, not single probl
 the unit of work: a block is skipped when all its problems are complete in `items.jsonl`,
 and otherwise run again from scratch, its old lines dropped. An interrupted evaluation
 continued with the same settings therefore ends with exactly the items and summary of an
-uninterrupted one, also when `--limit` grew in between. The identity (model, benchmark data,
+uninterrupted one, also when `--limit` grew in between (a smaller `--limit` than before
+summarises the first problems of the larger run). The identity (model, benchmark data,
 n, modes, sampling, turn and token limits, seed, block size, experts) must equal the saved
 one; `limit` and `ks` may change (they change no item).
 
@@ -42,11 +43,14 @@ import hashlib
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from eapo.config import to_dict
 from eapo.evaluation.benchmarks import BenchmarkSpec, benchmark_path, builtin_task, load_benchmark, resolve_spec
@@ -378,10 +382,6 @@ def evaluate_benchmark(
     `backend` replaces `HFBackend(model, tokenizer)` (tests pass a scripted one; `model`
     may then be None). `pool` replaces the pool built from `cfg.experts`. `on_block(done,
     total)` is called after each block is written (problems complete so far)."""
-    import time
-
-    import torch
-
     t0 = time.perf_counter()
     spec = resolve_spec(cfg.benchmark, dict(cfg.fields) if cfg.fields else None)
     problems = load_benchmark(cfg.benchmark, limit=cfg.limit, fields=dict(cfg.fields) if cfg.fields else None)

@@ -9,14 +9,18 @@ Predictions are JSON Lines with `id` and either `completion` (one string) or
 are then concatenated in file order (one line per sample works). Only predicted problems
 are scored; an id that is not in the benchmark is an error.
 
-Not here: code execution. The "code" scorer needs the sandbox (`eapo.rewards`, added
-separately) and is refused with a message saying so.
+Code ("code" scorer, HumanEval): each completion is the code that follows the prompt, as
+in the original harness, and passes when the benchmark's tests pass in the sandbox
+(`eapo.rewards.code`, docs/SANDBOX.md); programs run `workers` at a time.
+
+Not here: generating (`eapo eval`, which writes items in the same form).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -82,8 +86,11 @@ def default_ks(n: int) -> list[int]:
 
 
 def score_predictions(problems: Sequence[Problem], predictions: Mapping[str, Sequence[str | None]],
-                      scorer: str) -> ScoreReport:
-    """Score every completion of every predicted id with the named scorer."""
+                      scorer: str, *, workers: int = 4, code_timeout_s: float = 10.0) -> ScoreReport:
+    """Score every completion of every predicted id with the named scorer (code: `workers`
+    programs at once, `code_timeout_s` each)."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     gold = {p.id: p.answer for p in problems}
     if scorer == "code":
         # Code is judged by running the benchmark's tests in the sandbox, not against a gold
@@ -96,7 +103,7 @@ def score_predictions(problems: Sequence[Problem], predictions: Mapping[str, Seq
             raise ValueError(f"scorer 'code' needs `test` and `entry_point` fields; missing for {missing[:3]}")
 
         def fn(completion, pid):  # type: ignore[no-redef]
-            return score_humaneval(completion, by_id[pid])
+            return score_humaneval(completion, by_id[pid], timeout_s=code_timeout_s)
     else:
         by_gold = SCORERS.get(scorer)
 
@@ -112,13 +119,17 @@ def score_predictions(problems: Sequence[Problem], predictions: Mapping[str, Seq
     empty = [pid for pid, samples in predictions.items() if not samples]
     if empty:
         raise ValueError(f"ids without completions: {empty[:5]}")
+    jobs = [(pid, j, completion) for pid, samples in predictions.items() for j, completion in enumerate(samples)]
+    if scorer == "code" and workers > 1:  # each program waits on its own process: threads suffice
+        with ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(lambda job: fn(job[2], job[0]), jobs))
+    else:
+        results = [fn(completion, pid) for pid, _, completion in jobs]
     items: list[ItemScore] = []
     scores: dict[str, list[float]] = {}
-    for pid, samples in predictions.items():
-        for j, completion in enumerate(samples):
-            r = fn(completion, pid)
-            items.append(ItemScore(pid, j, r.extracted, r.score, r.reason))
-            scores.setdefault(pid, []).append(r.score)
+    for (pid, j, _), r in zip(jobs, results):
+        items.append(ItemScore(pid, j, r.extracted, r.score, r.reason))
+        scores.setdefault(pid, []).append(r.score)
     n_min = min(len(s) for s in scores.values())
     return ScoreReport(items, summarize(scores, default_ks(n_min)), scorer)
 
