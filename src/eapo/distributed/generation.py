@@ -32,12 +32,17 @@ from eapo.rollout.backend import GenerationBackend, Generation, SamplingParams
 
 @contextlib.contextmanager
 def generation_model(trainer: Any) -> Iterator[Any]:
-    """The trainer's model, unwrapped (and gathered where sharded) for generation."""
+    """The trainer's model, unwrapped (and gathered where sharded) for generation. Sharded
+    models go through TRL's `unwrap_model_for_generation` (as TRL's own generation does);
+    replicated ones are simply unwrapped."""
     from trl.distributed import DistributedBackend
     from trl.models.utils import unwrap_model_for_generation
 
     wrapped = getattr(trainer, "model_wrapped", None) or trainer.model
     backend = DistributedBackend(trainer.accelerator)
+    if not (backend.is_zero3 or backend.is_fsdp):  # replicated (one process, DDP, ZeRO-1/2): just unwrap
+        yield trainer.accelerator.unwrap_model(trainer.model)
+        return
     with (
         unwrap_model_for_generation(wrapped, trainer.accelerator,
                                     gather_deepspeed3_params=trainer.args.ds3_gather_for_generation) as model,
