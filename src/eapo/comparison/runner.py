@@ -189,7 +189,8 @@ def _cell_in_process(cfg_data: dict[str, Any], row: str, seed: int, out: str, po
     """Entry point of a worker process (spawned: no state inherited from the parent)."""
     import torch
 
-    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s [{row} s{seed}] %(name)s: %(message)s")
+    # A worker process runs many cells: the cell is named in the runner's own messages.
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s")
     torch.set_num_threads(max(1, threads))
     return run_cell(from_dict(TrainConfig, cfg_data), ROWS.get(row), seed, Path(out), policy)
 
