@@ -68,6 +68,12 @@ def test_compare_runs_every_row_writes_results_and_reuses_cells(tiny, tmp_path):
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed-0/result.json")} == stamps
+    # --no-run writes results from what has finished, training nothing (a row never run is left out)
+    partial = CliRunner().invoke(app, ["compare", "--no-run", "--model", tiny, "--seeds", "1", "--rows",
+                                       "self_rl,noisy_0.2", "--out", str(out), *sets(*TINY)])
+    assert partial.exit_code == 0, partial.output
+    assert [r["name"] for r in json.loads((out / "results.json").read_text())["rows"]] == ["self_rl"]
+    assert not (out / "noisy_0.2").exists()
     # the same folder with another setting is refused, not mixed
     bad = CliRunner().invoke(app, [*args, "--set", "rl.learning_rate=0.5"])
     assert bad.exit_code == 1 and "another configuration" in bad.output

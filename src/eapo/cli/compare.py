@@ -40,6 +40,7 @@ def compare(
     model: Annotated[Optional[str], typer.Option(help="Starting policy: a local folder or hub id (skips the tiny warm start).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache of tiny models and warm starts.")] = None,
     list_rows: Annotated[bool, typer.Option("--list-rows", help="List the known rows and exit.")] = False,
+    no_run: Annotated[bool, typer.Option("--no-run", help="Train nothing: write results.json, the table and plots from the cells already finished in --out.")] = False,
     verbose: bool = False,
 ) -> None:
     """Baselines and ablations from one starting policy, same updates, expert-free table + plots."""
@@ -76,7 +77,7 @@ def compare(
     command = "eapo compare " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "eapo compare"
     try:
         results = run(cfg, out, rows=row_list, seeds=seed_list, model=model, cache_dir=cache_dir, jobs=jobs,
-                      command=command)
+                      command=command, run=not no_run)
     except (FileExistsError, ValueError, OSError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from None

@@ -71,9 +71,27 @@ def collect(out: Path, cells: list[dict[str, Any]], *, rows: list[str], seeds: l
     return results
 
 
+def finished_cells(out: Path, rows: list[str], seeds: list[int]) -> list[dict[str, Any]]:
+    """The result records of the cells of `rows` x `seeds` that are complete in `out`."""
+    from eapo.comparison.runner import RESULT_FILE, cell_dir
+
+    cells = []
+    for row in rows:
+        for seed in seeds:
+            path = cell_dir(out, row, seed) / RESULT_FILE
+            if path.exists():
+                cells.append(json.loads(path.read_text()))
+            else:
+                log.warning("%s seed %d has not finished in %s: left out of the results", row, seed, out)
+    return cells
+
+
 def compare(cfg: Any, out: Path, *, rows: list[str] | tuple[str, ...] = DEFAULT_ROWS, seeds: list[int] = (0, 1, 2),
-            model: str | None = None, cache_dir: Path | None = None, jobs: int = 1, command: str = "") -> dict[str, Any]:
-    """Run (or reuse) every row for every seed from one starting policy and write the results."""
+            model: str | None = None, cache_dir: Path | None = None, jobs: int = 1, command: str = "",
+            run: bool = True) -> dict[str, Any]:
+    """Run (or reuse) every row for every seed from one starting policy and write the results.
+    With `run=False` nothing is trained: the results are written from the cells already
+    finished in `out` (to look at a comparison still running, or re-plot an old one)."""
     from eapo.comparison.runner import run_compare
     from eapo.config import to_dict
     from eapo.training.compare import prepare_policy
@@ -81,6 +99,9 @@ def compare(cfg: Any, out: Path, *, rows: list[str] | tuple[str, ...] = DEFAULT_
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise KeyError(f"unknown comparison row(s) {unknown}; known: {', '.join(ROWS.names())}")
-    policy = prepare_policy(cfg, model, cache_dir)
-    cells = run_compare(cfg, out, rows=list(rows), seeds=list(seeds), policy=policy, jobs=jobs)
+    if run:
+        policy = prepare_policy(cfg, model, cache_dir)
+        cells = run_compare(cfg, out, rows=list(rows), seeds=list(seeds), policy=policy, jobs=jobs)
+    else:
+        cells = finished_cells(out, list(rows), list(seeds))
     return collect(out, cells, rows=list(rows), seeds=list(seeds), config=to_dict(cfg), command=command)
