@@ -91,6 +91,8 @@ def train(
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this directory from its last complete checkpoint.")] = None,
     quick: Annotated[bool, typer.Option(help="A short run (a few minutes on 2 CPU cores).")] = False,
     model: Annotated[Optional[str], typer.Option(help="Policy: any local folder or hub id of a causal LM (skips the tiny warm start).")] = None,
+    data: Annotated[Optional[str], typer.Option(help="Train on a dataset: a registered set (dapo_math, math500, gsm8k, ...) or a "
+                                                     ".jsonl file; sets task.name=dataset, task.data=DATA (docs/WALKTHROUGH.md).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Cache of tiny models and warm starts.")] = None,
     verbose: bool = False,
     num_processes: Annotated[int, typer.Option(help="Train data-parallel in N processes (re-launches through `accelerate launch`).")] = 1,
@@ -100,6 +102,8 @@ def train(
     _setup_logging(verbose)
     from eapo.distributed.collective import env_rank, env_world_size
 
+    if data is not None:  # before a relaunch, so every process gets it
+        set_ = [*(set_ or []), "task.name=dataset", f"task.data={data}"]
     if num_processes > 1 and env_world_size() == 1:  # the parent: start the children, report their exit code
         from eapo.distributed.launch import relaunch, train_args
 
@@ -129,6 +133,19 @@ def train(
         console.print(f"[red]--arms:[/red] unknown arm(s) {bad}; valid: self_rl, eapo")
         raise typer.Exit(2)
     run_dir = resume or out or Path(cfg.output_dir)
+    n_test = min(cfg.task.test_size, cfg.eval.test_size or cfg.task.test_size)
+    if cfg.task.name != "chain":  # read the data now: a wrong name, path or size fails before any model loads
+        from eapo.training.run import build_task, given_policy, with_task_settings
+
+        logging.getLogger("math_verify").setLevel(logging.ERROR)  # timeouts are off on purpose (eapo.rewards.math)
+        try:
+            given_policy(cfg, model)
+            task = build_task(cfg)
+        except (ValueError, KeyError, OSError) as e:
+            console.print(f"[red]task error:[/red] {e.args[0] if isinstance(e, KeyError) and e.args else e}")
+            raise typer.Exit(2) from None
+        cfg = with_task_settings(cfg, task)
+        n_test = len(task.split("test")[: cfg.eval.test_size])
     try:
         if env_world_size() > 1:  # one of several processes (eapo.distributed)
             from eapo.distributed.arms import run_arms_distributed as run_arms
@@ -139,7 +156,6 @@ def train(
     if env_rank() != 0:  # the main process prints the table
         return
     ks = tuple(cfg.eval.k)
-    n_test = min(cfg.task.test_size, cfg.eval.test_size or cfg.task.test_size)
     table = Table(title=f"Expert-free test accuracy (%), {n_test} problems, seed {cfg.seed} -> {run_dir}")
     for col in ["policy", "greedy", f"avg@{cfg.eval.n}", *[f"pass@{k}" for k in ks], "consult attempts", "wall s"]:
         table.add_column(col, justify="left" if col == "policy" else "right", no_wrap=col == "policy")

@@ -23,11 +23,14 @@ ARM_LABELS = {"base": "base", "self_rl": "self-RL", "eapo": "EAPO"}  # base: the
 
 
 def prepare_policy(cfg: TrainConfig, model: str | None, cache_dir: Path | None) -> str:
-    """The policy RL starts from: `model` as given, or the tiny policy after its warm start."""
+    """The policy RL starts from: `model` (or `model.policy`) as given, or the tiny policy
+    after its warm start (`given_policy` says when a task refuses that)."""
+    from eapo.training.run import build_task, given_policy
+
+    model = given_policy(cfg, model)
     if model:
         return model
     from eapo.models.build import default_cache_dir, ensure_tiny_models
-    from eapo.training.run import build_task
     from eapo.training.warmstart import warm_start
 
     tiny = ensure_tiny_models(cache_dir)["policy"]

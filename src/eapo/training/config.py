@@ -44,6 +44,7 @@ __all__ = [
     "EVAL_LOCKS",
     "EXPERT_KINDS",
     "SCALE_REWARDS",
+    "TASK_NAMES",
     "TRL_OWNED_KEYS",
     "EvalConfig",
     "ExpertMemberConfig",
@@ -64,6 +65,7 @@ MEMBER_TYPES = ("openai", "oracle", "noisy", "model", "homogeneous")
 ARMS = ("eapo", "self_rl")
 SCALE_REWARDS = ("group", "batch", "none")
 EVAL_LOCKS = ("forbid", "refuse", "both")
+TASK_NAMES = ("chain", "dataset")
 # Metric back-ends besides metrics.jsonl (always written) -> the package each one needs.
 LOGGING_BACKENDS = {"tensorboard": "tensorboard", "wandb": "wandb", "trackio": "trackio"}
 WANDB_MODES = ("offline", "online")
@@ -153,30 +155,70 @@ def check_trl_overrides(overrides: Mapping[str, Any]) -> None:
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """The problems: which task, how hard, how many per split."""
+    """The problems: the built-in task, or a dataset, and how many per split."""
 
     name: str = "chain"
-    """The task; "chain" is the built-in chained-arithmetic task."""
+    """chain (the built-in chained-arithmetic task) or dataset (problems from task.data)."""
+    data: str | None = None
+    """Task dataset only (required there): a registered set (dapo_math, math500, gsm8k, ...,
+    see eapo.evaluation.benchmarks) or a JSON Lines file, read from $EAPO_DATA_DIR or
+    ../shared/data. Splits are drawn reproducibly by task.seed (eapo.tasks.dataset)."""
+    fields: dict[str, str] = field(default_factory=dict)
+    """Task dataset, .jsonl sources only: our field -> the file's (keys id, question, answer,
+    choices), e.g. {question: problem, answer: solution}."""
+    scorer: str | None = None
+    """Task dataset: scorer of the reward and of validation and test (math = math-verify,
+    integer, exact, choice, em, f1); null: the one registered for task.data (a .jsonl: exact)."""
+    val_data: str | None = None
+    """Task dataset: take validation problems from this set instead (e.g. aime2024): its
+    first val_size, removed from training; null: drawn from task.data."""
+    test_data: str | None = None
+    """Task dataset: the same for the test split (e.g. aime2025)."""
     min_len: int = 5
-    """Shortest problem (for chain: number of operations). The default RL split is the hard
+    """Task chain: shortest problem (number of operations). The default RL split is the hard
     one, lengths 5-6, where the warm-started policy alone succeeds a few % of the time
     (docs/TASK.md)."""
     max_len: int = 6
-    """Longest problem."""
-    train_size: int = 2000
-    """Problems in the training split."""
+    """Task chain: longest problem."""
+    train_size: int | None = 2000
+    """Problems in the training split; null (task dataset only): every row left after
+    validation and test."""
     val_size: int = 200
-    """Problems in the validation split (evaluated during training)."""
+    """Problems in the validation split (evaluated during training); from val_data: at most this many."""
     test_size: int = 400
-    """Problems in the held-out test split (evaluated at the end)."""
+    """Problems in the held-out test split (evaluated at the end); from test_data: at most this many."""
     seed: int = 0
-    """Seed of the problem generator (splits are fixed by it)."""
+    """Seed of the problem generator or of the dataset shuffle (splits are fixed by it)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"task.name must be a non-empty string, got {self.name!r}")
+        _one_of("task", "name", self.name, TASK_NAMES)
+        dataset = self.name == "dataset"
+        for key in ("data", "scorer", "val_data", "test_data"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"task.{key} must be null or a non-empty string, got {value!r}")
+        if (self.data is not None) != dataset:
+            raise ValueError("task.data (a registered set or a .jsonl file) is required by task.name 'dataset' "
+                             f"and read by no other task; got name {self.name!r} with data {self.data!r}")
+        if not dataset:
+            unused = [k for k in ("scorer", "val_data", "test_data") if getattr(self, k) is not None]
+            unused += ["fields"] if self.fields else []
+            unused += ["train_size (null)"] if self.train_size is None else []
+            if unused:
+                raise ValueError(f"task.{unused[0]} is read by task.name 'dataset' only, not {self.name!r}")
+        if not isinstance(self.fields, Mapping) or not all(isinstance(v, str) and v for v in self.fields.values()):
+            raise ValueError(f"task.fields must map field names to the file's field names, got {self.fields!r}")
+        bad = sorted(set(self.fields) - {"id", "question", "answer", "choices"})
+        if bad:
+            raise ValueError(f"task.fields keys must be among id, question, answer, choices; got {bad}")
+        if self.scorer is not None:
+            from eapo.rewards import SCORERS  # light: the scorers import math-verify on first use
+
+            if self.scorer not in SCORERS:
+                raise ValueError(f"task.scorer must be one of {', '.join(SCORERS.names())}, got {self.scorer!r}")
         _lengths("task", self.min_len, self.max_len)
-        _int("task", "train_size", self.train_size)
+        if self.train_size is not None:
+            _int("task", "train_size", self.train_size)
         _int("task", "val_size", self.val_size, low=0)
         _int("task", "test_size", self.test_size, low=0)
 

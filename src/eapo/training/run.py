@@ -37,6 +37,7 @@ from eapo.schedules.adaptive import ProblemHistory
 from eapo.schedules.budget import eval_turn_budget
 from eapo.schedules.gate import AcceptanceGate
 from eapo.tasks.arithmetic import ChainTask
+from eapo.tasks.dataset import DatasetTask
 from eapo.training.callbacks import EAPOState, MetricsLogger, PeriodicEval, Progress, StopAt
 from eapo.training.checkpoints import CheckpointError, last_complete_checkpoint, read_state
 from eapo.training.config import TrainConfig
@@ -54,13 +55,47 @@ class RunResult:
     wall_s: float
 
 
-def build_task(cfg: TrainConfig) -> ChainTask:
+def build_task(cfg: TrainConfig) -> ChainTask | DatasetTask:
+    """The run's problems: the built-in chain task, or a dataset's reproducible splits
+    (`eapo.tasks.dataset`; reads the data files, so errors about them surface here)."""
     t = cfg.task
+    if t.name == "dataset":
+        assert t.data is not None  # the config checked it
+        return DatasetTask.build(t.data, fields=t.fields, scorer=t.scorer, val_data=t.val_data, test_data=t.test_data,
+                                 train_size=t.train_size, val_size=t.val_size, test_size=t.test_size, seed=t.seed)
+    assert t.train_size is not None  # the config checked it
     return ChainTask(name=t.name, min_len=t.min_len, max_len=t.max_len, seed=t.seed,
                      sizes=(("train", t.train_size), ("val", t.val_size), ("test", t.test_size)))
 
 
-def build_pool(cfg: TrainConfig, task: ChainTask, initial_policy: str) -> ExpertPool | None:
+def with_task_settings(cfg: TrainConfig, task: Any) -> TrainConfig:
+    """`cfg` with what its task implies: a math task (prompt family "math_boxed", or scored
+    by "math") takes a final `\\boxed{...}` in the policy's own text as its answer, as
+    `eapo eval` does for the same sets, so training and evaluation read answers alike.
+    Idempotent; the chain task is left as configured."""
+    math = getattr(task, "template_family", None) == "math_boxed" or getattr(task, "scorer", None) == "math"
+    if not math or cfg.rollout.tags.allow_boxed:
+        return cfg
+    tags = dataclasses.replace(cfg.rollout.tags, allow_boxed=True)
+    return dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, tags=tags))
+
+
+def given_policy(cfg: TrainConfig, model: str | None) -> str | None:
+    """The policy named by `--model`, else by `model.policy`; None: the tiny built-in one.
+
+    The tiny policy's warm start teaches the chain task only (`eapo.training.warmstart`),
+    so a dataset task with the tiny policy is refused unless `warmstart.steps` is 0, which
+    trains the untrained tiny policy: plumbing checks (tests, the walkthrough), not learning."""
+    chosen = model or cfg.model.policy
+    if chosen is None and cfg.task.name != "chain" and cfg.warmstart.steps > 0:
+        raise ValueError(
+            f"task {cfg.task.name!r} ({cfg.task.data}) with the tiny built-in policy: its warm start teaches the "
+            "chain task only. Give a real policy (--model PATH_OR_HUB_ID, or model.policy), or set "
+            "warmstart.steps=0 to train the untrained tiny policy (a plumbing check, not learning).")
+    return chosen
+
+
+def build_pool(cfg: TrainConfig, task: Any, initial_policy: str) -> ExpertPool | None:
     """The expert pool of the run, or None when consulting is off (self-exploratory RL)."""
     e = cfg.experts
     if cfg.rl.arm != "eapo":
@@ -170,6 +205,8 @@ def train_run(
 
     t_start = time.time()
     run_dir = Path(run_dir)
+    task = build_task(cfg)
+    cfg = with_task_settings(cfg, task)
     checkpoint = None
     if resume:
         checkpoint = last_complete_checkpoint(run_dir)
@@ -184,7 +221,6 @@ def train_run(
     except OSError as e:
         raise OSError(f"cannot write to the run directory {run_dir}: {e.strerror or e}") from e
 
-    task = build_task(cfg)
     train_problems = task.split("train")
     val_problems = task.split("val")[: cfg.eval.val_size]
     test_problems = task.split("test")[: cfg.eval.test_size]
