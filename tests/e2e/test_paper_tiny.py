@@ -83,6 +83,7 @@ def pipeline(tmp_path_factory):
     t0 = time.perf_counter()
     server, url = _start_server(expert, env, root / "serve.log")
     times = {"serve_start_s": time.perf_counter() - t0}
+    start_policy = ensure_tiny_models(cache)["policy"]
     try:
         config = root / "tiny_cpu.yaml"  # the example with the port this server got
         config.write_text(CONFIG.read_text().replace("http://127.0.0.1:8000/v1", url))
@@ -96,7 +97,7 @@ def pipeline(tmp_path_factory):
         server.wait(timeout=30)
     times["total_s"] = time.perf_counter() - t0
     logging.getLogger(__name__).info("paper tiny pipeline: %s", {k: round(v, 1) for k, v in times.items()})
-    return {"run": root / "run" / "eapo", "eval": root / "eval", "url": url, "times": times}
+    return {"run": root / "run" / "eapo", "eval": root / "eval", "url": url, "times": times, "start": start_policy}
 
 
 def _episodes(run: Path) -> list[dict]:
@@ -114,6 +115,18 @@ def test_the_run_is_the_paper_setting_through_the_dataset_loader(pipeline):
     episodes = _episodes(pipeline["run"])
     assert len(episodes) == 4 * 8 * 4
     assert all(e["problem_id"].startswith("dapo-") for e in episodes)
+
+
+def test_the_updates_changed_the_policy(pipeline):
+    from safetensors.torch import load_file
+
+    rows = [json.loads(x) for x in (pipeline["run"] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss/grad_norm" in r] == [1, 2, 3, 4]
+    # groups whose rewards differ (a well-formed wrong answer earns 0.1) give a gradient
+    assert any(r["loss/grad_norm"] > 0 for r in rows if "loss/grad_norm" in r)
+    before = load_file(str(pipeline["start"] / "model.safetensors"))
+    after = load_file(str(pipeline["run"] / "final" / "model.safetensors"))
+    assert before.keys() == after.keys() and any(not (before[k] == after[k]).all() for k in before)
 
 
 def test_episodes_consulted_the_served_expert_over_http(pipeline):

@@ -162,7 +162,8 @@ def train(
     for r in table_rows(rows, ks):
         table.add_row(*r)
     console.print(table)
-    console.print("base = the warm-started policy before RL; self-RL = the same trainer with consulting disabled; "
+    console.print("base = the starting policy before RL (the tiny policy's warm start on the chain task); "
+                  "self-RL = the same trainer with consulting disabled; "
                   f"all columns expert-free (eval.lock={cfg.eval.lock}).")
 
 

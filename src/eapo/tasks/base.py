@@ -1,6 +1,6 @@
 """What a task is: problems with verifiable answers, split by seed, a scorer name for the
-reward, and (optionally) an oracle that answers the policy's queries. Benchmarks from
-files come later through the same `Task` protocol."""
+reward, and (optionally) an oracle that answers the policy's queries. Both `ChainTask` and
+`DatasetTask` (sets read from files, `eapo.tasks.dataset`) follow it."""
 
 from __future__ import annotations
 
