@@ -144,10 +144,6 @@ def test_a_box_only_the_expert_wrote_earns_nothing(task_cfg, tokenizer):
     assert ep.answer is None and ep.score == 0.0 and ep.reward == 0.0  # ... but not the policy's answer
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: the engine hands the scorer the box's content, and eapo.rewards.math.math_score reads "
-    "undelimited LaTeX as plain text (math-verify then finds '2' in '2\\sqrt{3}'); fix in math_score or in "
-    "what the engine passes, then drop this marker"))
 def test_a_latex_answer_in_a_box_matches_its_latex_gold():
     from eapo.protocol.parser import parse_segment
     from eapo.protocol.tags import Tags
@@ -156,3 +152,4 @@ def test_a_latex_answer_in_a_box_matches_its_latex_gold():
     answer = parse_segment("so the side is \\boxed{2\\sqrt{3}}", Tags(allow_boxed=True), 3).answer
     assert answer == "2\\sqrt{3}"
     assert math_score(answer, "2\\sqrt{3}").score == 1.0
+    assert math_score(answer, "\\sqrt{12}").score == 1.0 and math_score(answer, "2").score == 0.0

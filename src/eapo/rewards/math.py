@@ -7,9 +7,14 @@ degrees). Its public API is two functions, `parse` and `verify`.
 
 What is extracted from a completion, in this order: the last complete `\boxed{...}`
 (`eapo.protocol.parser.extract_boxed`), else the content of the last `<answer>...</answer>`,
-else the whole text (math-verify then finds the last expression itself). A boxed or
-tagged answer without `$` is wrapped in `$...$` before parsing, because math-verify's
-LaTeX extractor only reads math inside delimiters (`\dfrac{1}{2}` alone parses to nothing).
+else the whole text. Callers pass either a whole completion (`eapo score`) or an answer
+the rollout engine already took out of its box or tag (`Episode.answer`, e.g. `2\sqrt{3}`),
+so undelimited text is read by its shape: a bare expression (no `$`, no prose words outside
+LaTeX commands) is treated like a boxed answer; prose is handed to math-verify as it is, which
+then finds the last expression itself. A boxed, tagged or bare answer without `$` is wrapped
+in `$...$` and read with math-verify's LaTeX extraction only, because that extractor only
+reads math inside delimiters (`\dfrac{1}{2}` alone parses to nothing) and the plain-text
+extractor reads `2\sqrt{3}` as `2`, which would make a near miss of gold 2 a match.
 
 Fast paths, before any sympy:
   - integer golds (AIME, AIMO, GSM8K, DAPO): if the extracted answer is a plain integer
@@ -36,6 +41,10 @@ from eapo.rewards.scorers import SCORERS, ScoreResult
 _ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _PLAIN_INT = re.compile(r"[-+]?\d+")
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+# What is not prose in an undelimited answer: words inside text-like commands, command names.
+_WORDS_IN_COMMANDS = re.compile(r"\\(?:text\w*|math\w*|mbox|operatorname|begin|end)\{[^{}]*\}|\\[A-Za-z]+")
+_DOLLAR = re.compile(r"(?<!\\)\$")  # a math delimiter, not the escaped sign `\$`
+_PROSE = re.compile(r"[A-Za-z]{3,}|\b[A-Za-z]{2}\s+[A-Za-z]{2,}\b")
 
 
 def extract_answer(completion: str) -> tuple[str | None, bool]:
@@ -71,15 +80,27 @@ def _as_int(text: str) -> int | None:
     return int(t) if _PLAIN_INT.fullmatch(t) else None
 
 
-def _parse(text: str, *, wrap: bool) -> list:
-    from math_verify import parse  # imported on first use: it pulls in sympy (~0.5 s)
+def _is_bare_expression(text: str) -> bool:
+    r"""Whether undelimited text reads as one expression rather than prose: no `$`, no line
+    break, outside LaTeX commands no word of three letters and no two words in a row
+    (`\text{June 20}`, `\operatorname{lcm}`, `2xy` and `10 cm` are not prose; `so it is 5` is).
 
-    candidates = [f"${text}$", text] if wrap and "$" not in text else [text]
-    for c in candidates:
-        parsed = parse(c, parsing_timeout=None)
-        if parsed:
-            return parsed
-    return []
+    >>> _is_bare_expression(r"2\sqrt{3}"), _is_bare_expression("so it is 5")
+    (True, False)
+    """
+    if _DOLLAR.search(text) or "\n" in text:
+        return False
+    return _PROSE.search(_WORDS_IN_COMMANDS.sub(" ", text)) is None
+
+
+def _parse(text: str, *, latex: bool) -> list:
+    """math-verify's reading of `text`: with `latex`, `$text$` through its LaTeX extraction
+    only (a box's content, a gold); else the text as it is through its default extraction."""
+    from math_verify import LatexExtractionConfig, parse  # first use pulls in sympy (~0.5 s)
+
+    if latex and not _DOLLAR.search(text):
+        return parse(f"${text}$", extraction_config=[LatexExtractionConfig()], parsing_timeout=None)
+    return parse(text, parsing_timeout=None)
 
 
 @SCORERS.register("math")
@@ -99,6 +120,9 @@ def math_score(answer: str | None, gold: str) -> ScoreResult:
     extracted, delimited = extract_answer(answer)
     if extracted is None:
         return ScoreResult(0.0, None, "no_answer")
+    # an answer the engine already unboxed (`2\sqrt{3}`) reads as if it were still boxed
+    bare = _is_bare_expression(extracted)
+    delimited = delimited or bare
 
     gold_int = _as_int(gold)
     if gold_int is not None and delimited:
@@ -109,10 +133,12 @@ def math_score(answer: str | None, gold: str) -> ScoreResult:
     if delimited and _light(extracted) == _light(gold):
         return ScoreResult(1.0, extracted, "match")
 
-    gold_parsed = _parse(gold, wrap=True)
+    # golds are trusted text: a gold the LaTeX reading misses may still read as plain text
+    gold_parsed = _parse(gold, latex=True) or _parse(gold, latex=False)
     if not gold_parsed:
         return ScoreResult(0.0, extracted, "unparseable")
-    pred_parsed = _parse(extracted, wrap=delimited)
+    # no plain-text fallback for an answer: it would read a broken `2\sqrt{3` as 2
+    pred_parsed = _parse(extracted, latex=bare)
     if not pred_parsed:
         return ScoreResult(0.0, extracted, "unparseable")
     # `verify(gold, target)`: the order matters (the gold's form guides e.g. set vs tuple).
