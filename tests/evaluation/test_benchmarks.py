@@ -32,6 +32,12 @@ def test_registry_lists_the_documented_benchmarks():
     assert sorted(BENCHMARKS) == sorted(ROWS)
 
 
+def test_math_sets_share_math_verify_s_scorer():
+    # DAPO-Math-17k's answers are integers, but training on it and validating on AIME must
+    # give the same reward: both math-verify (whose integer fast path keeps `034` == 34)
+    assert {BENCHMARKS.get(n).scorer for n in ("dapo_math", "aime2024", "aime2025", "math500", "gsm8k")} == {"math"}
+
+
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_benchmark_loads_with_documented_rows(name, have_data):
     spec = BENCHMARKS.get(name)

@@ -139,10 +139,12 @@ def have_data():
 
 
 def test_dapo_math_with_aime_for_validation_and_test(have_data):
-    cfg = load_config(TrainConfig, None, ["task.name=dataset", "task.data=dapo_math", "task.scorer=math",
+    # no task.scorer: DAPO-Math-17k and AIME are both registered with math-verify's scorer
+    cfg = load_config(TrainConfig, None, ["task.name=dataset", "task.data=dapo_math",
                                           "task.val_data=aime2024", "task.test_data=aime2025", "task.train_size=null",
                                           "task.val_size=100", "task.test_size=100"])
     task = build_task(cfg)
+    assert task.scorer == "math"
     assert task.stats["rows"] == 17917 and task.stats["repeats_dropped"] == 719 and task.stats["conflicting_dropped"] == 12
     assert len(task.split("val")) == 30 and len(task.split("test")) == 30  # "at most val_size" from a 30-problem set
     assert len(task.split("train")) == 17917 - 719 - 2 * 12  # every usable DAPO row (no AIME question is in DAPO)
@@ -151,4 +153,4 @@ def test_dapo_math_with_aime_for_validation_and_test(have_data):
 
 def test_registered_sets_with_different_scorers_need_a_choice(have_data):
     with pytest.raises(ValueError, match="set task.scorer"):
-        DatasetTask.build("dapo_math", val_data="aime2024", train_size=10, val_size=5)
+        DatasetTask.build("math500", val_data="simpleqa", train_size=10, val_size=5)  # math vs f1

@@ -75,7 +75,10 @@ for _spec in (
     BenchmarkSpec("aimo3", "aimo3_reference.jsonl", "math", "math_boxed"),
     BenchmarkSpec("math500", "math500.jsonl", "math", "math_boxed"),
     BenchmarkSpec("gsm8k", "gsm8k_test.jsonl", "math", "math_boxed"),
-    BenchmarkSpec("dapo_math", "dapo_math_17k.jsonl", "integer", "math_boxed"),
+    # integer answers, but scored like AIME (its usual validation set): math-verify, whose integer
+    # fast path reads `034` and `\boxed{34}` as exactly as the integer scorer, and which also
+    # accepts `34.0` or `\dfrac{68}{2}`, so training and evaluation give the same reward
+    BenchmarkSpec("dapo_math", "dapo_math_17k.jsonl", "math", "math_boxed"),
     BenchmarkSpec("humaneval", "humaneval.jsonl", "code", "code", question_field="prompt"),
     BenchmarkSpec("gpqa_diamond", "gpqa_diamond.jsonl", "choice", "choice", choices_field="choices"),
     BenchmarkSpec("mmlu", "mmlu_test_20per_subject.jsonl", "choice", "choice", choices_field="choices"),
