@@ -2,9 +2,11 @@
 
 Each call left-pads the contexts, runs `model.generate` once for the batch and cuts every
 row back to its own segment: up to the first stop token (EOS or a single-token closing
-tag) or the end of the first stop string, and to that row's token limit. The recorded
-log-probability of a token is taken from the scores the sampler actually drew from (after
-temperature and top-p), so it is the sampler's, not a recomputation.
+tag) or the end of the first stop string, and to that row's token limit. Forbidden
+sequences are banned by a logits processor built here, so that a stop id can be banned
+too (transformers' `bad_words_ids` silently skips those). The recorded log-probability
+of a token is taken from the scores the sampler actually drew from (after temperature and
+top-p), so it is the sampler's, not a recomputation.
 
 Sampling uses a forked torch RNG seeded per call, so generation is reproducible from
 (seed, call) and never disturbs the caller's RNG (a trainer's data order, for instance).
@@ -67,7 +69,15 @@ class HFBackend:
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.forbidden:
-            kwargs["bad_words_ids"] = [list(seq) for seq in params.forbidden]
+            # Not `bad_words_ids`: transformers builds that ban with the EOS ids and drops every
+            # banned sequence that is a single EOS id, and we pass the single-token closing tags
+            # as EOS ids, so under "forbid" a one-token `</consult>` stayed sampleable (and parsed
+            # as a consultation attempt). The same processor built without EOS ids bans every
+            # sequence; custom processors run before temperature and top-p, as the built-in does.
+            from transformers import LogitsProcessorList, NoBadWordsLogitsProcessor
+
+            ban = NoBadWordsLogitsProcessor([list(seq) for seq in params.forbidden], eos_token_id=None)
+            kwargs["logits_processor"] = LogitsProcessorList([ban])
         if params.stop_strings:
             kwargs.update(stop_strings=list(params.stop_strings), tokenizer=self.tokenizer)
 
