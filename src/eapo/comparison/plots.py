@@ -64,7 +64,7 @@ def _vs_updates(results: dict[str, Any], path: Path) -> Path:
             m = r["metrics"]["avg@n"]["mean"]
             if not math.isnan(m):
                 ax.axhline(100 * m, linestyle="--", linewidth=1,
-                           label=r["label"] + (" (with experts)" if r["evaluated_with_experts"] else ""),
+                           label=r["label"] + (" (with experts, test)" if r["evaluated_with_experts"] else " (test)"),
                            color="black" if not r["evaluated_with_experts"] else "grey")
             continue
         if c["steps"]:
