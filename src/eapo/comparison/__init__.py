@@ -104,4 +104,7 @@ def compare(cfg: Any, out: Path, *, rows: list[str] | tuple[str, ...] = DEFAULT_
         cells = run_compare(cfg, out, rows=list(rows), seeds=list(seeds), policy=policy, jobs=jobs)
     else:
         cells = finished_cells(out, list(rows), list(seeds))
+        previous = out / "results.json"
+        if previous.exists():  # the command that trained the cells, not this re-plot
+            command = json.loads(previous.read_text()).get("command") or command
     return collect(out, cells, rows=list(rows), seeds=list(seeds), config=to_dict(cfg), command=command)
