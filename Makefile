@@ -21,8 +21,11 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(BIN)/eapo train
 
+# One torch thread per process unless the caller says otherwise: the tests run tiny models,
+# which are overhead-bound; on 2 shared cores the whole suite took 2 min 25 s this way
+# against 9 min 41 s with torch's default threads (under load; see docs/RESULTS.md).
 test: venv browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Headless Chromium for the report's browser test (tests/reporting/test_viewer_browser.py):
 # Debian's chromium and chromium-driver, installed when missing if we are root with apt-get
