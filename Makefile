@@ -24,7 +24,7 @@ demo: venv
 # One torch thread per process unless the caller says otherwise: the tests run tiny models,
 # which are overhead-bound, and several tests start processes of their own. The whole suite
 # took 2 min 25 s this way on 2 quiet cores; with torch's default threads it was timed only
-# under load (9 min 41 s), and the same comparison test took 12 s vs 354 s.
+# under load (9 min 41 s), not on quiet cores.
 test: venv browser
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m pytest $(PYTEST_ARGS)
 
