@@ -2,9 +2,26 @@
 machines have 2 shared cores, and a property test must fail on a wrong answer, not on a
 busy machine."""
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "eapo", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 )
 settings.load_profile("eapo")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models are overhead-bound: on 2 shared cores one torch thread per process runs
+    them several times faster than two spinning against other processes. `make test` sets
+    OMP_NUM_THREADS=1 too; this covers a bare `pytest`, unless the caller chose a count."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -24,17 +24,6 @@ def _data_or_skip(name):
         pytest.skip(f"benchmark data not available: {e}")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine run several times faster on one thread
-    (two threads spin against other processes); restored after the module."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):

@@ -33,17 +33,6 @@ TAGS = Tags()
 BIG = RolloutConfig(system_prompt="", tokens_per_turn=4096, max_policy_tokens=4096, max_completion_tokens=8192)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a shared 2-core machine run several times faster on one thread
-    (two threads spin against other processes); restored after the module."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def tok():

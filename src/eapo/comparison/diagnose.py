@@ -69,7 +69,6 @@ def phases(rows: list[dict[str, Any]], total_steps: int) -> list[dict[str, Any]]
             continue
         eps = sum(r["episodes"] for r in part)
         aided = sum(r["aided"] for r in part)
-        alone = sum(r["unaided"] for r in part)
 
         def pooled(key: str, weight: str) -> float:
             w = sum(r[weight] for r in part if not math.isnan(r[key]))

@@ -96,7 +96,7 @@ def _consult(results: dict[str, Any], path: Path) -> Path:
         if not t:
             continue
         for ax, (k, _) in zip(axes, keys):
-            if r["kind"] == "rl" and (k != "reward/frac_zero_std" and r["name"] == "self_rl"):
+            if r["name"] == "self_rl" and k != "reward/frac_zero_std":
                 continue  # self-RL neither consults nor is accepted: a flat zero adds nothing
             ax.plot(t["steps"], t[k], label=r["label"], linewidth=1.2, marker="o", markersize=2)
     for ax, (_, title) in zip(axes, keys):

@@ -11,7 +11,7 @@ than editing the runner.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from eapo.config import apply_overrides, from_dict, to_dict
@@ -38,7 +38,6 @@ class RowSpec:
     with_experts: bool = False
     lora: bool = False
     description: str = ""
-    uses_experts_in_training: bool = field(default=False)
 
     def __post_init__(self) -> None:
         if self.kind not in ("eval", "rl", "distill"):
@@ -64,22 +63,21 @@ _add(RowSpec("distill_full", "expert-distilled (full)", "distill",
 _add(RowSpec("distill_lora", "expert-distilled (LoRA)", "distill", lora=True,
              description="supervised fine-tuning on expert-written solutions through a peft LoRA adapter"))
 _add(RowSpec("eapo_k1", "EAPO sequential (K=1)", "rl", ("rl.arm=eapo", "rollout.max_queries=1"),
-             uses_experts_in_training=True, description="one query per consultation"))
+             description="one query per consultation"))
 _add(RowSpec("eapo", "EAPO parallel (K=3)", "rl", ("rl.arm=eapo", "rollout.max_queries=3"),
-             uses_experts_in_training=True, description="up to three parallel queries per consultation"))
+             description="up to three parallel queries per consultation"))
 _add(RowSpec("homogeneous", "EAPO, homogeneous expert", "rl",
              ("rl.arm=eapo", "rollout.max_queries=3", "experts.kind=homogeneous", "experts.replicas=3",
               "experts.temperature=1.0"),
-             uses_experts_in_training=True, description="the expert is a frozen copy of the starting policy"))
+             description="the expert is a frozen copy of the starting policy"))
 _add(RowSpec("noisy_0.2", "EAPO, noisy expert p=0.2", "rl",
              ("rl.arm=eapo", "rollout.max_queries=3", "experts.kind=noisy", "experts.noise_p=0.2"),
-             uses_experts_in_training=True, description="the oracle, each reply wrong with probability 0.2"))
+             description="the oracle, each reply wrong with probability 0.2"))
 _add(RowSpec("noisy_0.5", "EAPO, noisy expert p=0.5", "rl",
              ("rl.arm=eapo", "rollout.max_queries=3", "experts.kind=noisy", "experts.noise_p=0.5"),
-             uses_experts_in_training=True, description="the oracle, each reply wrong with probability 0.5"))
+             description="the oracle, each reply wrong with probability 0.5"))
 _add(RowSpec("adaptive", "EAPO, adaptive acceptance (ours)", "rl",
              ("rl.arm=eapo", "rollout.max_queries=3", "acceptance.adaptive={combine: min}"),
-             uses_experts_in_training=True,
              description="the global schedule, closed early per problem once it is solved alone (EAPO.md §2)"))
 
 DEFAULT_ROWS: tuple[str, ...] = (

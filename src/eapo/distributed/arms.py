@@ -11,7 +11,6 @@ checkpoint resumes, as in the single-process flow.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -34,9 +33,7 @@ def process_state() -> Any:
 def run_arms_distributed(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl", "eapo"),
                          model: str | None = None, cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     from eapo.config import dump_yaml
-    from eapo.training.checkpoints import last_complete_checkpoint
-    from eapo.training.compare import evaluate_base, prepare_policy
-    from eapo.training.run import train_run
+    from eapo.training.compare import evaluate_base, prepare_policy, run_arm
 
     state = process_state()
     if state.is_main_process:
@@ -47,18 +44,7 @@ def run_arms_distributed(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] =
         base = evaluate_base(cfg, policy, out)
     rows: dict[str, dict[str, Any]] = {"base": {"test": base, "wall_s": 0.0}}
     for arm in arms:
-        arm_cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, arm=arm), output_dir=str(out / arm))
-        run_dir = out / arm
-        done = run_dir / "test.json"
-        state.wait_for_everyone()  # every process decides from the same files
-        if done.exists():
-            log.info("arm %s already finished in %s: reusing it", arm, run_dir)
-            rows[arm] = {"test": json.loads(done.read_text()), "wall_s": float("nan")}
-            continue
-        again = last_complete_checkpoint(run_dir) is not None
-        state.wait_for_everyone()
-        result = train_run(arm_cfg, run_dir, policy_path=policy, resume=again)
-        rows[arm] = {"test": result.test, "wall_s": result.wall_s}
+        rows[arm] = run_arm(cfg, out, arm, policy, barrier=state.wait_for_everyone)
     state.wait_for_everyone()
     if state.is_main_process:
         (out / "summary.json").write_text(json.dumps({"policy": policy, "rows": rows,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +57,30 @@ def evaluate_base(cfg: TrainConfig, policy: str, out: Path) -> dict[str, float]:
     return res.metrics
 
 
-def run_arms(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl", "eapo"), model: str | None = None,
-             cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+def run_arm(cfg: TrainConfig, out: Path, arm: str, policy: str, *,
+            barrier: Callable[[], None] = lambda: None) -> dict[str, Any]:
+    """Train one arm into `out/<arm>` (or reuse it) and return its row. `barrier` is called
+    before each decision taken from the files, so that several processes decide alike."""
     from eapo.training.checkpoints import last_complete_checkpoint
     from eapo.training.run import train_run
 
+    arm_cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, arm=arm), output_dir=str(out / arm))
+    run_dir = out / arm
+    done = run_dir / "test.json"
+    barrier()
+    if done.exists():
+        log.info("arm %s already finished in %s: reusing it", arm, run_dir)
+        return {"test": json.loads(done.read_text()), "wall_s": float("nan")}
+    # An arm with a complete checkpoint continues from it; one that never reached a
+    # checkpoint (or never started) trains from the beginning, with or without --resume.
+    again = last_complete_checkpoint(run_dir) is not None
+    barrier()
+    result = train_run(arm_cfg, run_dir, policy_path=policy, resume=again)
+    return {"test": result.test, "wall_s": result.wall_s}
+
+
+def run_arms(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl", "eapo"), model: str | None = None,
+             cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     from eapo.config import dump_yaml
 
     out.mkdir(parents=True, exist_ok=True)
@@ -68,18 +88,7 @@ def run_arms(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl",
     policy = prepare_policy(cfg, model, cache_dir)
     rows: dict[str, dict[str, Any]] = {"base": {"test": evaluate_base(cfg, policy, out), "wall_s": 0.0}}
     for arm in arms:
-        arm_cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, arm=arm), output_dir=str(out / arm))
-        run_dir = out / arm
-        done = run_dir / "test.json"
-        if done.exists():
-            log.info("arm %s already finished in %s: reusing it", arm, run_dir)
-            rows[arm] = {"test": json.loads(done.read_text()), "wall_s": float("nan")}
-            continue
-        # An arm with a complete checkpoint continues from it; one that never reached a
-        # checkpoint (or never started) trains from the beginning, with or without --resume.
-        again = last_complete_checkpoint(run_dir) is not None
-        result = train_run(arm_cfg, run_dir, policy_path=policy, resume=again)
-        rows[arm] = {"test": result.test, "wall_s": result.wall_s}
+        rows[arm] = run_arm(cfg, out, arm, policy)
     (out / "summary.json").write_text(json.dumps({"policy": policy, "rows": rows}, indent=2))
     return rows
 
