@@ -53,3 +53,9 @@ class GenerationBackend(Protocol):
     def generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
         """One continuation per context, at most `max_new_tokens[i]` new tokens each."""
         ...
+
+
+def check_limits(contexts: list[list[int]], max_new_tokens: list[int]) -> None:
+    """The part of the `generate` contract every backend enforces: one token limit per context."""
+    if len(contexts) != len(max_new_tokens):
+        raise ValueError("one token limit per context is required")

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from eapo.rollout.backend import Generation, SamplingParams
+from eapo.rollout.backend import Generation, SamplingParams, check_limits
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,7 @@ class HFBackend:
     def generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
         if not contexts:
             return []
-        if len(contexts) != len(max_new_tokens):
-            raise ValueError("one token limit per context is required")
+        check_limits(contexts, max_new_tokens)
         self.calls += 1
         device = next(self.model.parameters()).device
         width = max(len(c) for c in contexts)

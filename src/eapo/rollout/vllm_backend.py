@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eapo.rollout.backend import Generation, SamplingParams
+from eapo.rollout.backend import Generation, SamplingParams, check_limits
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,7 @@ class VLLMBackend:
     def generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
         if not contexts:
             return []
-        if len(contexts) != len(max_new_tokens):
-            raise ValueError("one token limit per context is required")
+        check_limits(contexts, max_new_tokens)
         self.calls += 1
         requests = [self.request(params, m, i) for i, m in enumerate(max_new_tokens)]
         completions = self.engine.complete([list(c) for c in contexts], requests)

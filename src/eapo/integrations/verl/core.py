@@ -55,7 +55,7 @@ from eapo.protocol.render import (
 )
 from eapo.rewards.reward import RewardConfig, composite_reward
 from eapo.rewards.scorers import SCORERS
-from eapo.rollout.backend import Generation, SamplingParams
+from eapo.rollout.backend import Generation, SamplingParams, check_limits
 from eapo.rollout.config import RolloutConfig
 from eapo.schedules.acceptance import AcceptanceConfig, acceptance_rate
 from eapo.schedules.budget import TurnBudgetConfig, eval_turn_budget, turn_budget
@@ -237,8 +237,7 @@ class ServerBackend:
         return p
 
     def generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
-        if len(contexts) != len(max_new_tokens):
-            raise ValueError("one token limit per context is required")
+        check_limits(contexts, max_new_tokens)
         self.calls += 1
         futures = [asyncio.run_coroutine_threadsafe(
             self.server_manager.generate(f"{self.request_id}-{i}" if len(contexts) > 1 else self.request_id,
