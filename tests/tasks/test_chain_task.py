@@ -46,3 +46,42 @@ def test_solution_text_reaches_the_answer():
     policy = "".join(t for t, is_policy in pieces if is_policy)
     assert policy.endswith("<answer>66</answer>")
     assert [t for t, is_policy in pieces if not is_policy] == ['\n<expert id="0">66</expert>\n']
+
+
+def test_tutor_answers_the_step_the_policy_is_at_whatever_it_asked():
+    tutor = ChainTask(oracle="tutor")
+    problem = "35+23+63+55+60"  # running values 58, 121, 176, 236
+
+    def ask(transcript, query="x"):
+        return tutor.oracle_answer(ExpertRequest(problem=problem, query=query, transcript=transcript))
+
+    assert ask("<consult><query>35+23</query></consult>") == "58"  # step 0, nothing written yet
+    # two steps written, the second one wrong, and the operand of step 2 misread in the query:
+    # the literal oracle would answer 111+50=161; the tutor gives step 2's true value
+    assert ask("35+23=58 58+63=111 <consult><query>111+50</query></consult>", "111+50") == "176"
+    assert ChainTask().oracle_answer(ExpertRequest(problem=problem, query="111+50")) == "161"
+    # replies and queries carry no "=", so an earlier consultation does not count as a step
+    assert ask('35+23=58 <consult><query>58+63</query></consult>\n<expert id="0">121</expert>\n'
+               "58+63=121 <consult><query>121+55</query></consult>") == "176"
+    assert ask("35+23=58 58+63=121 121+55=176 176+60=236 <consult><query>236+1</query></consult>") == "?"  # past the end
+    assert ask(None) == "?"  # the tutor needs the transcript
+    with pytest.raises(ValueError, match="oracle"):
+        ChainTask(oracle="guess")
+
+
+def test_step_oracle_does_the_current_step_right_from_the_policys_own_running_value():
+    step = ChainTask(oracle="step")
+    problem = "35+23+63+55+60"
+
+    def ask(transcript):
+        return step.oracle_answer(ExpertRequest(problem=problem, query="111+50", transcript=transcript))
+
+    assert ask("<consult><query>35+23</query></consult>") == "58"
+    # the policy slipped to 111 at step 1 and misread step 2's operand in its query: the
+    # reply reads +55 from the problem (111+55) but keeps the slip; only the tutor repairs it
+    assert ask("35+23=58 58+63=111 <consult><query>111+50</query></consult>") == "166"
+    assert ChainTask(oracle="tutor").oracle_answer(
+        ExpertRequest(problem=problem, query="111+50", transcript="35+23=58 58+63=111 <consult>")) == "176"
+    assert ask('35+23=58 <consult><query>58+63</query></consult>\n<expert id="0">121</expert>\n58+63=121 <consult>') == "176"
+    assert ask("35+23=58 58+63=121 121+55=176 176+60=236 <consult>") == "?"
+    assert ask(None) == "?"

@@ -154,3 +154,17 @@ def test_dapo_math_with_aime_for_validation_and_test(have_data):
 def test_registered_sets_with_different_scorers_need_a_choice(have_data):
     with pytest.raises(ValueError, match="set task.scorer"):
         DatasetTask.build("math500", val_data="simpleqa", train_size=10, val_size=5)  # math vs f1
+
+
+def test_the_tutor_oracle_is_shown_the_transcript_and_is_for_the_chain_task_only():
+    from eapo.training.config import TaskConfig
+
+    cfg = TrainConfig(task=TaskConfig(oracle="tutor"))
+    task = build_task(cfg)
+    assert task.oracle == "tutor" and not cfg.rollout.expert_sees_transcript
+    assert with_task_settings(cfg, task).rollout.expert_sees_transcript
+    assert not with_task_settings(TrainConfig(), build_task(TrainConfig())).rollout.expert_sees_transcript
+    with pytest.raises(ValueError, match="task.oracle"):
+        TaskConfig(name="dataset", data="gsm8k", oracle="tutor")
+    with pytest.raises(ValueError, match="oracle"):
+        TaskConfig(oracle="guess")

@@ -142,3 +142,81 @@ def test_config_validation():
         WarmStartConfig(min_len=3, max_len=2)
     with pytest.raises(ValueError, match="consult_prob"):
         WarmStartConfig(consult_prob=1.5)
+
+
+def test_prefix_query_asks_the_question_so_far_and_replays_through_the_engine(tok):
+    question = "47+38-19+66"
+    pieces = ChainTask.solution_text(question, frozenset({1, 2}), tags=TAGS, query="prefix")
+    policy = "".join(t for t, p in pieces if p)
+    assert policy == ("47+38=85 <consult><query>47+38-19</query></consult>85-19=66 "
+                      "<consult><query>47+38-19+66</query></consult>66+66=132 <answer>132</answer>")
+    ids, mask, prompt_len = encode_pieces(tok, question, pieces)
+    turns = turns_of(pieces)
+    backend = ScriptedBackend(lambda ctx, call: tok.encode(turns[call - 1], add_special_tokens=False),
+                              (tok.eos_token_id,))
+    engine = RolloutEngine(backend, tok, RolloutConfig(system_prompt="", max_queries=1, tokens_per_turn=200),
+                           pool=ExpertPool([OracleExpert(ChainTask().oracle_answer)]))
+    [ep] = engine.run([Problem("p", question, "132")], step=1, rhos=1.0, turn_budget=len(turns) + 2)
+    assert ep.score == 1.0 and ep.completion_ids == ids[prompt_len:] and ep.loss_mask == mask[prompt_len:]
+
+
+def test_a_slip_is_shown_untrained_and_an_accepted_prefix_reply_repairs_the_chain():
+    # step 0 slipped to 90 (true 85): step 1 goes on from it; the prefix reply at step 2
+    # brings back the true running value 66+66=132, and the answer is right
+    pieces = ChainTask.solution_text("47+38-19+66", frozenset({2}), tags=TAGS, query="prefix", slips={0: 90})
+    assert pieces[0] == ("47+38=90", False)
+    assert pieces[1] == (" 90-19=71", True)
+    assert pieces[2] == (" <consult><query>47+38-19+66</query></consult>", True)
+    assert pieces[3] == ('\n<expert id="0">132</expert>\n', False)
+    assert pieces[4] == ("71+66=132", True)  # the reply's value, after the policy's own running value
+    assert pieces[-1] == (" <answer>132</answer>", True)
+    # a refused consultation cannot repair it: the chain stays off and so does the answer
+    refused = ChainTask.solution_text("47+38-19+66", frozenset({2}), refused_steps=frozenset({2}), tags=TAGS,
+                                      query="prefix", slips={0: 90})
+    assert refused[-1] == (" <answer>137</answer>", True)
+    # a step query is answered literally, so it carries the slip on
+    step = ChainTask.solution_text("47+38-19+66", frozenset({2}), tags=TAGS, slips={0: 90})
+    assert step[2][0].endswith("<query>71+66</query></consult>") and step[-1] == (" <answer>137</answer>", True)
+    with pytest.raises(ValueError, match="consulted"):
+        ChainTask.solution_text("47+38-19", frozenset({0}), query="prefix", slips={0: 3})
+    with pytest.raises(ValueError, match="query"):
+        ChainTask.solution_text("47+38-19", query="whole")
+
+
+def test_slipped_demonstrations_always_end_right(tok):
+    """Slips are drawn only before an accepted consultation, so every demonstration still
+    teaches a correct answer, and slipped steps are never trained on."""
+    cfg = WarmStartConfig(min_len=2, max_len=6, consult_prob=0.3, refusal_prob=0.3, seed=5, query="prefix", slip_prob=1.0)
+    import random
+    rng = random.Random(0)
+    slipped = 0
+    for _ in range(300):
+        q, gold = ChainTask(min_len=2, max_len=6)._problem(rng)
+        pieces = ws.sample_pieces(q, rng, cfg, TAGS)
+        assert pieces[-1] == (f" {TAGS.answer_open}{gold}{TAGS.answer_close}", True)
+        bad = [t for t, p in pieces if not p and "<" not in t]
+        slipped += bool(bad)
+        for t in bad:
+            assert evaluate_chain(t.strip().split("=")[0]) != int(t.rsplit("=", 1)[1])
+    assert slipped > 100
+
+
+def test_slips_need_prefix_queries():
+    with pytest.raises(ValueError, match="prefix"):
+        WarmStartConfig(slip_prob=0.5)
+    with pytest.raises(ValueError, match="query"):
+        WarmStartConfig(query="whole")
+
+
+def test_new_fields_at_their_defaults_keep_the_cached_key(tmp_path):
+    """Warm starts cached before `query`/`slip_prob` existed keep their folder names."""
+    src = tmp_path / "p"
+    src.mkdir()
+    (src / "eapo_model.json").write_text(json.dumps({"key": "k", "spec": {}}))
+    key = ws.warm_start_key(src, TASK, WarmStartConfig())
+    payload = {"format": ws.FORMAT_VERSION, "source": {"tiny_model_key": "k", "spec": {}},
+               "task": dataclasses.asdict(TASK),
+               "cfg": {k: v for k, v in dataclasses.asdict(WarmStartConfig()).items() if k not in ("query", "slip_prob")}}
+    import hashlib
+    assert key == hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert ws.warm_start_key(src, TASK, WarmStartConfig(query="prefix")) != key

@@ -164,9 +164,10 @@ def run_cell(cfg: TrainConfig, spec: RowSpec, seed: int, out: Path, policy: str)
 
 def _eval_cell(cfg: TrainConfig, spec: RowSpec, run_dir: Path, policy: str) -> dict[str, Any]:
     from eapo.models.build import load_policy
-    from eapo.training.run import build_pool, build_task, evaluate_expert_free, write_eval
+    from eapo.training.run import build_pool, build_task, evaluate_expert_free, with_task_settings, write_eval
 
     task = build_task(cfg)
+    cfg = with_task_settings(cfg, task)
     test = task.split("test")[: cfg.eval.test_size]
     model, tok = load_policy(policy)
     if spec.with_experts:

@@ -20,6 +20,7 @@ from eapo.types import ExpertRequest, Problem
 _TERM = re.compile(r"\s*([+-]?)\s*(\d+)")
 _EXPR = re.compile(r"^\s*\d+(\s*[+-]\s*\d+)+\s*$")
 UNKNOWN_REPLY = "?"
+ORACLES = ("literal", "step", "tutor")
 
 
 def evaluate_chain(expr: str) -> int | None:
@@ -47,6 +48,43 @@ def chain_steps(question: str) -> list[tuple[int, str, int, int]]:
     return steps
 
 
+_WRITTEN_STEP = re.compile(r"\d+\s*[+-]\s*\d+\s*=\s*-?\d+")
+
+
+def step_answer(request: ExpertRequest) -> str:
+    """The right result of the step the policy is at, from the running value it has.
+
+    Fixes that one step (its operand read from the problem, its sum done right) but not an
+    earlier slip, so every step the policy writes itself still decides the reward. The
+    step is found as in `tutor_answer`; the running value is the result of the last step
+    the policy wrote (the first operand before any)."""
+    if request.transcript is None:
+        return UNKNOWN_REPLY
+    written = _WRITTEN_STEP.findall(request.transcript)
+    steps = chain_steps(request.problem)
+    k = len(written)
+    if k >= len(steps):
+        return UNKNOWN_REPLY
+    value = int(written[-1].rsplit("=", 1)[1]) if written else steps[0][0]
+    _, op, b, _ = steps[k]
+    return str(value - b if op == "-" else value + b)
+
+
+def tutor_answer(request: ExpertRequest) -> str:
+    """The true running value after the step the policy is at, whatever it asked.
+
+    Why: a literal answer to `121+50` cannot help a policy that misread 55 as 50, and on the
+    built-in task misread operands are as common as wrong sums (docs/TASK.md). A tutor who
+    knows the problem answers the question the policy meant. The step is the number of
+    steps `a op b = r` the policy has written so far (replies and queries carry no `=`);
+    past the last step, or without a transcript, the reply is `?`."""
+    if request.transcript is None:
+        return UNKNOWN_REPLY
+    k = len(_WRITTEN_STEP.findall(request.transcript))
+    steps = chain_steps(request.problem)
+    return str(steps[k][3]) if k < len(steps) else UNKNOWN_REPLY
+
+
 @dataclass(frozen=True)
 class ChainTask:
     """Chains of `min_len..max_len` operations on 2-digit operands, running value in
@@ -59,10 +97,16 @@ class ChainTask:
     seed: int = 0
     sizes: tuple[tuple[str, int], ...] = (("train", 2000), ("val", 200), ("test", 400))
     scorer: str = "integer"
+    oracle: str = "literal"
+    """What `oracle_answer` replies: "literal", the value of the query as asked; "step",
+    the right result of the policy's current step (`step_answer`); "tutor", the true
+    running value after that step (`tutor_answer`)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_len <= self.max_len:
             raise ValueError(f"need 1 <= min_len <= max_len, got {self.min_len}, {self.max_len}")
+        if self.oracle not in ORACLES:
+            raise ValueError(f"oracle must be one of {', '.join(ORACLES)}, got {self.oracle!r}")
 
     def _problem(self, rng: random.Random) -> tuple[str, int]:
         length = rng.randint(self.min_len, self.max_len)
@@ -109,6 +153,10 @@ class ChainTask:
         return out[name]
 
     def oracle_answer(self, request: ExpertRequest) -> str:
+        if self.oracle == "tutor":
+            return tutor_answer(request)
+        if self.oracle == "step":
+            return step_answer(request)
         value = evaluate_chain(request.query)
         return UNKNOWN_REPLY if value is None else str(value)
 
@@ -119,32 +167,61 @@ class ChainTask:
         *,
         refused_steps: frozenset[int] = frozenset(),
         tags=None,
+        query: str = "step",
+        slips: dict[int, int] | None = None,
     ) -> list[tuple[str, bool]]:
         """A worked solution as `(text, is_policy)` pieces, for warm-start data: the policy
         writes each step; a step in `consult_steps` is asked instead and its reply is an
         observation piece (tokens that will carry loss mask 0). A step also in
         `refused_steps` gets the engine's "expert unavailable" observation instead of the
         reply, and the policy then computes that step itself. Either way the policy writes
-        the step out after the observation, so the running value stays in its own text."""
+        the step out after the observation, so the running value stays in its own text.
+
+        `query` is what the policy asks: `"step"` the step itself (`85-19`, with its own
+        running value), or `"prefix"` the question up to that step (`47+38-19`), whose reply
+        is the true running value whatever the policy wrote before. `slips` maps a step to a
+        wrong result the policy wrote there: it is an observation-like piece (shown, never
+        trained on), later steps go on from it, and only an accepted prefix query repairs
+        the chain. So a demonstration can show what a reply is for: putting a derailed
+        chain back on track (docs/TASK.md, issue 4)."""
         from eapo.protocol.render import render_observation, render_refusal, render_reply
         from eapo.protocol.tags import Tags
 
         tags = tags or Tags()
+        slips = slips or {}
         if not refused_steps <= consult_steps:
             raise ValueError(f"refused_steps {sorted(refused_steps)} must be a subset of consult_steps {sorted(consult_steps)}")
+        if query not in ("step", "prefix"):
+            raise ValueError(f"query must be 'step' or 'prefix', got {query!r}")
+        if set(slips) & consult_steps:
+            raise ValueError(f"a slipped step cannot also be consulted: {sorted(set(slips) & consult_steps)}")
         pieces: list[tuple[str, bool]] = []
-        steps = chain_steps(question)
-        for i, (a, op, b, r) in enumerate(steps):
+        terms = _TERM.findall(question)
+        value = int(terms[0][1]) if terms else int(question)  # the running value in the policy's text
+        for i, (_, op, b, _) in enumerate(chain_steps(question)):
             sep = " " if i else ""
+            own = value - b if op == "-" else value + b
             if i in consult_steps:
-                pieces.append((f"{sep}{tags.consult_open}{tags.query_open}{a}{op}{b}{tags.query_close}{tags.consult_close}", True))
+                if query == "prefix":
+                    asked = terms[0][1] + "".join(sign + num for sign, num in terms[1:i + 2])
+                else:
+                    asked = f"{value}{op}{b}"
+                pieces.append((f"{sep}{tags.consult_open}{tags.query_open}{asked}{tags.query_close}{tags.consult_close}", True))
                 # exactly the observation the rollout engine appends, so warm-start data and
                 # rollouts share one token layout
-                part = render_refusal(0, tags) if i in refused_steps else render_reply(0, str(r), tags)
+                if i in refused_steps:
+                    result, part = own, render_refusal(0, tags)
+                else:
+                    result = evaluate_chain(asked)
+                    part = render_reply(0, str(result), tags)
                 pieces.append((render_observation([part]), False))
-                pieces.append((f"{a}{op}{b}={r}", True))
+                pieces.append((f"{value}{op}{b}={result}", True))
+            elif i in slips:
+                result = slips[i]
+                pieces.append((f"{sep}{value}{op}{b}={result}", False))
             else:
-                pieces.append((f"{sep}{a}{op}{b}={r}", True))
-        final = steps[-1][3] if steps else int(question)
-        pieces.append((f" {tags.answer_open}{final}{tags.answer_close}", True))
+                result = own
+                pieces.append((f"{sep}{value}{op}{b}={result}", True))
+            value = result
+        pieces.append((f" {tags.answer_open}{value}{tags.answer_close}", True))
         return pieces

@@ -189,9 +189,17 @@ class TaskConfig:
     """Problems in the held-out test split (evaluated at the end); from test_data: at most this many."""
     seed: int = 0
     """Seed of the problem generator or of the dataset shuffle (splits are fixed by it)."""
+    oracle: str = "literal"
+    """Task chain: what the oracle expert answers. literal: the value of the query as asked
+    (`85-19` -> 66, even when the policy misread 19); step: the right result of the step the
+    policy is at, from its own running value (the operand read from the problem); tutor: the true running value
+    of the problem after the step the policy is at (counted in its transcript, which the
+    expert then sees), so a reply also repairs a misread operand or an earlier slip.
+    docs/TASK.md says why."""
 
     def __post_init__(self) -> None:
         _one_of("task", "name", self.name, TASK_NAMES)
+        _one_of("task", "oracle", self.oracle, ("literal", "step", "tutor"))
         dataset = self.name == "dataset"
         for key in ("data", "scorer", "val_data", "test_data"):
             value = getattr(self, key)
@@ -206,6 +214,8 @@ class TaskConfig:
             unused += ["train_size (null)"] if self.train_size is None else []
             if unused:
                 raise ValueError(f"task.{unused[0]} is read by task.name 'dataset' only, not {self.name!r}")
+        elif self.oracle != "literal":
+            raise ValueError("task.oracle is read by the chain task only, not by task.name 'dataset'")
         if not isinstance(self.fields, Mapping) or not all(isinstance(v, str) and v for v in self.fields.values()):
             raise ValueError(f"task.fields must map field names to the file's field names, got {self.fields!r}")
         bad = sorted(set(self.fields) - {"id", "question", "answer", "choices"})
@@ -444,9 +454,20 @@ class WarmStartConfig:
     """Share of demonstrated consultations that are refused (so the policy learns to go on alone)."""
     seed: int = 0
     """Seed of the demonstrations and of the warm-start optimiser."""
+    query: str = "step"
+    """What a demonstrated consultation asks: "step" (`85-19`, the step with the policy's own
+    running value) or "prefix" (the question up to that step; its reply is the true running
+    value, so it can put a derailed chain back on track). See docs/TASK.md."""
+    slip_prob: float = 0.0
+    """With "prefix" queries: share of demonstrations with an accepted consultation in which
+    an earlier own step is shown wrong (never trained on) and the reply repairs the chain."""
 
     def __post_init__(self) -> None:
         _int("warmstart", "steps", self.steps, low=0)
+        _one_of("warmstart", "query", self.query, ("step", "prefix"))
+        _real("warmstart", "slip_prob", self.slip_prob, 0.0, 1.0)
+        if self.slip_prob > 0 and self.query != "prefix":
+            raise ValueError("warmstart.slip_prob needs warmstart.query: prefix (a step query cannot repair a slip)")
         _real("warmstart", "learning_rate", self.learning_rate, open_low=True)
         _int("warmstart", "batch_size", self.batch_size)
         _lengths("warmstart", self.min_len, self.max_len)

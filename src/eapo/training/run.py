@@ -64,7 +64,7 @@ def build_task(cfg: TrainConfig) -> ChainTask | DatasetTask:
         return DatasetTask.build(t.data, fields=t.fields, scorer=t.scorer, val_data=t.val_data, test_data=t.test_data,
                                  train_size=t.train_size, val_size=t.val_size, test_size=t.test_size, seed=t.seed)
     assert t.train_size is not None  # the config checked it
-    return ChainTask(name=t.name, min_len=t.min_len, max_len=t.max_len, seed=t.seed,
+    return ChainTask(name=t.name, min_len=t.min_len, max_len=t.max_len, seed=t.seed, oracle=t.oracle,
                      sizes=(("train", t.train_size), ("val", t.val_size), ("test", t.test_size)))
 
 
@@ -72,7 +72,10 @@ def with_task_settings(cfg: TrainConfig, task: Any) -> TrainConfig:
     """`cfg` with what its task implies: a math task (prompt family "math_boxed", or scored
     by "math") takes a final `\\boxed{...}` in the policy's own text as its answer, as
     `eapo eval` does for the same sets, so training and evaluation read answers alike.
-    Idempotent; the chain task is left as configured."""
+    The chain task's step and tutor oracles get the policy's transcript. Idempotent."""
+    if getattr(task, "oracle", "literal") != "literal" and not cfg.rollout.expert_sees_transcript:
+        # the step and tutor oracles find the step the policy is at in its transcript
+        cfg = dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, expert_sees_transcript=True))
     math = getattr(task, "template_family", None) == "math_boxed" or getattr(task, "scorer", None) == "math"
     if not math or cfg.rollout.tags.allow_boxed:
         return cfg

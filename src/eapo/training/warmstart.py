@@ -74,7 +74,16 @@ def sample_pieces(question: str, rng: random.Random, cfg: WarmStartConfig, tags:
     n = len(ChainTask.solution_text(question, tags=tags)) - 1  # steps = pieces minus the answer
     consult = frozenset(i for i in range(n) if rng.random() < cfg.consult_prob)
     refused = frozenset(i for i in sorted(consult) if rng.random() < cfg.refusal_prob)
-    return ChainTask.solution_text(question, consult, refused_steps=refused, tags=tags)
+    slips: dict[int, int] = {}
+    accepted = sorted(consult - refused)
+    if cfg.slip_prob > 0 and accepted and rng.random() < cfg.slip_prob:
+        own_before = [j for j in range(accepted[-1]) if j not in consult]
+        if own_before:
+            # a near miss, like the policy's own (docs/TASK.md): the true result off by 1..15
+            j = rng.choice(own_before)
+            true = ChainTask.solution_text(question, tags=tags)[j][0].rsplit("=", 1)[1]
+            slips[j] = int(true) + rng.choice([d for d in range(-15, 16) if d])
+    return ChainTask.solution_text(question, consult, refused_steps=refused, tags=tags, query=cfg.query, slips=slips)
 
 
 def build_examples(
@@ -123,12 +132,23 @@ def _source_identity(policy_path: Path) -> dict[str, Any]:
     return {"path": str(policy_path.resolve()), "files": [(p.name, p.stat().st_size) for p in files]}
 
 
+def _cfg_identity(cfg: WarmStartConfig) -> dict[str, Any]:
+    """The config as hashed: fields added later are left out while at their defaults, so
+    warm starts cached before they existed keep their keys."""
+    out = dataclasses.asdict(cfg)
+    for name, default in (("query", "step"), ("slip_prob", 0.0)):
+        if out[name] == default:
+            del out[name]
+    return out
+
+
 def warm_start_key(policy_path: str | Path, task: ChainTask, cfg: WarmStartConfig) -> str:
     payload = {
         "format": FORMAT_VERSION,
         "source": _source_identity(Path(policy_path)),
-        "task": dataclasses.asdict(task),
-        "cfg": dataclasses.asdict(cfg),
+        # the oracle answers at RL time only; it never changes the demonstrations
+        "task": {k: v for k, v in dataclasses.asdict(task).items() if k != "oracle"},
+        "cfg": _cfg_identity(cfg),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
