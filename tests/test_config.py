@@ -115,6 +115,16 @@ def test_overrides_set_nested_values_absent_from_the_yaml():
     assert cfg.rollout.tags.answer_close == "</answer>"  # siblings keep their defaults
 
 
+def test_a_section_given_in_part_keeps_the_enclosing_configs_defaults():
+    """TrainConfig's rollout has the empty system prompt (the tiny policy's); setting
+    another rollout key must not bring back RolloutConfig's own default (the protocol
+    text). It did, silently, until issue 4's runs showed a collapsed policy."""
+    assert TrainConfig().rollout.system_prompt == ""
+    assert build("rollout.temperature=0.7").rollout.system_prompt == ""
+    assert build(data={"rollout": {"max_queries": 1}}).rollout.system_prompt == ""
+    assert build("rollout.system_prompt=null").rollout.system_prompt is None  # still settable
+
+
 def test_override_creates_an_optional_section_from_a_mapping():
     cfg = build("acceptance.adaptive={window: 4}")
     assert cfg.acceptance.adaptive == AdaptiveConfig(window=4)

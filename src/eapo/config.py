@@ -162,7 +162,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
     kwargs: dict[str, Any] = {}
     for f in fields:
         if f.name in data:
-            kwargs[f.name] = _convert(data[f.name], hints[f.name], _join(path, f.name))
+            value = data[f.name]
+            if isinstance(value, Mapping):
+                value = {**_factory_overrides(f), **value}
+            kwargs[f.name] = _convert(value, hints[f.name], _join(path, f.name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_join(path, f.name)}: required key is missing")
     try:
@@ -174,6 +177,29 @@ def from_dict(cls: type[T], data: Mapping[str, Any], path: str = "") -> T:
         if not path or msg.startswith(f"{path}.") or msg.startswith(f"{path}:"):
             raise ConfigError(msg) from e
         raise ConfigError(f"{path}: {msg}") from e
+
+
+def _factory_overrides(f: dataclasses.Field) -> dict[str, Any]:
+    """The fields where a section's default instance differs from its class defaults.
+
+    Why: a section given in part (`--set rollout.temperature=0.7`) must start from the
+    enclosing config's default for that section (e.g. TrainConfig's rollout has the
+    empty system prompt), not from the section class's own defaults."""
+    if f.default_factory is dataclasses.MISSING:
+        return {}
+    default = f.default_factory()
+    if not dataclasses.is_dataclass(default):
+        return {}
+    try:
+        plain = type(default)()
+    except TypeError:  # a section class with required fields has no defaults to differ from
+        return {}
+    out = {}
+    for g in dataclasses.fields(default):
+        mine, theirs = getattr(default, g.name), getattr(plain, g.name)
+        if mine != theirs:
+            out[g.name] = dataclasses.asdict(mine) if dataclasses.is_dataclass(mine) else mine
+    return out
 
 
 def _convert(value: Any, tp: Any, path: str) -> Any:

@@ -221,3 +221,20 @@ def test_same_question_gets_the_same_decision(tok):
     assert all(a == b for a, b in decisions)
     share = sum(a for a, _ in decisions) / len(decisions)
     assert 0.35 < share < 0.65
+
+
+def test_learn_to_ask_off_takes_the_consult_block_out_of_the_loss(tok):
+    """Only the consultation block leaves the loss: the steps around it and the answer stay
+    in, the sampler's log-probs are kept, and a block opened in an earlier think-on
+    segment is found too."""
+    pool = ExpertPool([OracleExpert(ChainTask().oracle_answer)])
+    segments = ["10+20=30 <consult><query>30", "-5</query></consult>", " 30-5=25 <answer>25</answer>"]
+    backend = ScriptedBackend(scripted(tok, segments), (tok.eos_token_id,))
+    engine = RolloutEngine(backend, tok, RolloutConfig(system_prompt="", tokens_per_turn=14, learn_to_ask=False), pool=pool)
+    [ep] = engine.run([Problem("p", "10+20-5", "25")], step=1, rhos=1.0, turn_budget=6)
+    assert [t.action for t in ep.turns] == ["think", "consult", "answer"] and ep.reward == 1.0
+    trained = tok.decode([t for t, m in zip(ep.completion_ids, ep.loss_mask) if m])
+    assert trained == "10+20=30  30-5=25 <answer>25</answer>"
+    untrained = tok.decode([t for t, m in zip(ep.completion_ids, ep.loss_mask) if not m])
+    assert untrained == '<consult><query>30-5</query></consult>\n<expert id="0">25</expert>\n'
+    assert len(ep.loss_mask) == len(ep.completion_ids) == len(ep.logprobs)

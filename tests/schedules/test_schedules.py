@@ -68,7 +68,7 @@ def test_configured_steps_win_over_total_steps():
     assert acceptance_rate(3, cfg, total_steps=1000) == 0.0
 
 
-@pytest.mark.parametrize("kind", ["linear", "cosine"])
+@pytest.mark.parametrize("kind", ["linear", "cosine", "phased"])
 def test_annealing_without_any_length_is_an_error(kind):
     with pytest.raises(ValueError, match="total_steps"):
         acceptance_rate(1, AcceptanceConfig(kind=kind))
@@ -103,7 +103,7 @@ steps_ = st.integers(min_value=1, max_value=10**6)
 
 @st.composite
 def decreasing_configs(draw):
-    kind = draw(st.sampled_from(["inverse", "linear", "cosine", "exponential"]))
+    kind = draw(st.sampled_from(["inverse", "linear", "cosine", "exponential", "phased"]))
     hi, lo = sorted([draw(rates), draw(rates)], reverse=True)
     return AcceptanceConfig(
         kind=kind,
@@ -131,7 +131,16 @@ def test_decreasing_shapes_start_at_start(cfg):
 
 
 def test_every_registered_shape_is_checked_above():
-    assert ACCEPTANCE_SHAPES.names() == ["constant", "cosine", "exponential", "inverse", "linear"]
+    assert ACCEPTANCE_SHAPES.names() == ["constant", "cosine", "exponential", "inverse", "linear", "phased"]
+
+
+def test_phased_is_open_then_closed_with_no_annealing_between():
+    cfg = AcceptanceConfig(kind="phased", steps=40)
+    assert [acceptance_rate(s, cfg) for s in (1, 40, 41, 80)] == [1.0, 1.0, 0.0, 0.0]
+    # without steps it opens for the first half of the run
+    half = AcceptanceConfig(kind="phased")
+    assert [acceptance_rate(s, half, total_steps=81) for s in (40, 41)] == [1.0, 0.0]
+    assert acceptance_rate(2, AcceptanceConfig(kind="phased", steps=1, start=0.8, end=0.2)) == 0.2
 
 
 # --- acceptance: validation ---------------------------------------------------------------

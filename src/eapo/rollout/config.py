@@ -23,6 +23,10 @@ class RolloutConfig:
     max_reply_tokens: int = 32  # each expert reply is cut to this many tokens
     answer_now_notice: bool = True  # (ours) a notice before the last turn
     expert_sees_transcript: bool = False
+    # (ours, a diagnostic) False: the consultation block's tokens carry loss mask 0, so RL
+    # never changes when or what the policy asks (it keeps its warm-start habit) and the
+    # reward reaches only the steps it writes itself. docs/RESULTS.md, issue 4.
+    learn_to_ask: bool = True
     temperature: float = 1.0
     top_p: float = 1.0
     system_prompt: str | None = None  # None: the protocol's default text; "" for none

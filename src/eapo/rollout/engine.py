@@ -191,6 +191,8 @@ class RolloutEngine:
                     ep.stop_reason = StopReason.ANSWER.value
                 elif parsed.kind is ActionKind.CONSULT:
                     rec.queries, rec.dropped_queries = list(parsed.queries), parsed.dropped_queries
+                    if not self.config.learn_to_ask:
+                        self._untrain_consult_block(ep, len(st.pending_ids))
                     if len(ep.turns) >= turn_budget:
                         ep.stop_reason = StopReason.TURN_BUDGET.value  # no turn left to read a reply
                     else:
@@ -215,6 +217,15 @@ class RolloutEngine:
                                                      self.penalty_apply_to, self.reward)
             ep.meta["score_reason"] = result.reason
         return episodes
+
+    def _untrain_consult_block(self, ep: Episode, pending: int) -> None:
+        """Loss mask 0 from the last consult opening tag to the end of the segment."""
+        tag = self._encode(self.config.tags.consult_open)
+        ids, start = ep.completion_ids, len(ep.completion_ids) - pending
+        for j in range(len(ids) - len(tag), start - 1, -1):
+            if ids[j:j + len(tag)] == tag:
+                ep.loss_mask[j:] = [0] * (len(ids) - j)
+                return
 
     def _token_limit(self, ep: Episode) -> int:
         c = self.config

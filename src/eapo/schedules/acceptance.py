@@ -30,7 +30,7 @@ from eapo.schedules.adaptive import AdaptiveConfig
 from eapo.schedules.gate import GRANULARITIES, _check_unit
 
 # Shapes that need `steps` (from the config or the run length).
-_NEEDS_STEPS = ("linear", "cosine")
+_NEEDS_STEPS = ("linear", "cosine", "phased")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class AcceptanceConfig:
     (episode, question)."""
 
     kind: str = "inverse"
-    """Shape of rho_s: inverse (paper), constant, linear, cosine, exponential."""
+    """Shape of rho_s: inverse (paper), constant, linear, cosine, exponential, phased."""
     value: float = 1.0
     """The rate of the constant shape."""
     start: float = 1.0
@@ -47,7 +47,8 @@ class AcceptanceConfig:
     end: float = 0.0
     """Rate the shapes approach: reached at `steps` (linear, cosine), a floor (inverse, exponential)."""
     steps: int | None = None
-    """Steps over which linear/cosine anneal; None takes the run length (`total_steps`)."""
+    """Steps over which linear/cosine anneal, or the last step of the open phase of
+    phased; None takes the run length (`total_steps`), half of it for phased."""
     half_life: float | None = None
     """Steps over which the exponential shape halves; required by it."""
     granularity: str = "question"
@@ -156,6 +157,15 @@ def _cosine(step: int, cfg: AcceptanceConfig) -> float:
     return _towards_end(cfg, 0.5 * (1.0 + math.cos(math.pi * progress(step, cfg.steps))))
 
 
+@ACCEPTANCE_SHAPES.register("phased")
+def _phased(step: int, cfg: AcceptanceConfig) -> float:
+    # `start` up to `steps`, then `end`: a help phase then a closed phase, with no
+    # acceptance lottery inside either (with rho 1 a group's rewards differ by the policy's
+    # own choices only; docs/RESULTS.md, issue 4).
+    assert cfg.steps is not None
+    return cfg.start if step <= cfg.steps else cfg.end
+
+
 @ACCEPTANCE_SHAPES.register("exponential")
 def _exponential(step: int, cfg: AcceptanceConfig) -> float:
     assert cfg.half_life is not None
@@ -174,7 +184,8 @@ def acceptance_rate(step: int, cfg: AcceptanceConfig, total_steps: int | None = 
     """
     check_step(step)
     if cfg.kind in _NEEDS_STEPS:
-        steps = resolve_steps(cfg.steps, total_steps, f"acceptance kind {cfg.kind!r}")
+        half = max(1, total_steps // 2) if cfg.kind == "phased" and total_steps is not None else total_steps
+        steps = resolve_steps(cfg.steps, half, f"acceptance kind {cfg.kind!r}")
         if steps != cfg.steps:
             cfg = dataclasses.replace(cfg, steps=steps)
     rho = ACCEPTANCE_SHAPES.get(cfg.kind)(step, cfg)
