@@ -95,6 +95,7 @@ class TurnRecord:
     action: str  # ActionKind value, or "eos" / "length" when generation ended otherwise
     policy_tokens: int
     observation_tokens: int = 0
+    untrained_tokens: int = 0  # policy tokens left out of the loss (rollout.learn_to_ask off)
     queries: list[str] = field(default_factory=list)
     dropped_queries: int = 0
     calls: list[ExpertCall] = field(default_factory=list)

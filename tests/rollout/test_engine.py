@@ -225,8 +225,7 @@ def test_same_question_gets_the_same_decision(tok):
 
 def test_learn_to_ask_off_takes_the_consult_block_out_of_the_loss(tok):
     """Only the consultation block leaves the loss: the steps around it and the answer stay
-    in, the sampler's log-probs are kept, and a block opened in an earlier think-on
-    segment is found too."""
+    in, and the dump format's counts still add up."""
     pool = ExpertPool([OracleExpert(ChainTask().oracle_answer)])
     segments = ["10+20=30 <consult><query>30", "-5</query></consult>", " 30-5=25 <answer>25</answer>"]
     backend = ScriptedBackend(scripted(tok, segments), (tok.eos_token_id,))
@@ -234,7 +233,18 @@ def test_learn_to_ask_off_takes_the_consult_block_out_of_the_loss(tok):
     [ep] = engine.run([Problem("p", "10+20-5", "25")], step=1, rhos=1.0, turn_budget=6)
     assert [t.action for t in ep.turns] == ["think", "consult", "answer"] and ep.reward == 1.0
     trained = tok.decode([t for t, m in zip(ep.completion_ids, ep.loss_mask) if m])
-    assert trained == "10+20=30  30-5=25 <answer>25</answer>"
+    # the block opened in the think-on segment, which stays trained; the consult segment does not
+    assert trained == "10+20=30 <consult><query>30 30-5=25 <answer>25</answer>"
     untrained = tok.decode([t for t, m in zip(ep.completion_ids, ep.loss_mask) if not m])
-    assert untrained == '<consult><query>30-5</query></consult>\n<expert id="0">25</expert>\n'
+    assert untrained == '-5</query></consult>\n<expert id="0">25</expert>\n'
+    assert [t.untrained_tokens for t in ep.turns] == [0, len(tok.encode("-5</query></consult>", add_special_tokens=False)), 0]
+    # in one segment, from the opening tag
+    backend = ScriptedBackend(scripted(tok, ["10+20=30 <consult><query>30-5</query></consult>", " 30-5=25 <answer>25</answer>"]),
+                              (tok.eos_token_id,))
+    engine = RolloutEngine(backend, tok, RolloutConfig(system_prompt="", learn_to_ask=False), pool=pool)
+    [ep] = engine.run([Problem("p", "10+20-5", "25")], step=1, rhos=1.0, turn_budget=6)
+    assert tok.decode([t for t, m in zip(ep.completion_ids, ep.loss_mask) if m]) == "10+20=30  30-5=25 <answer>25</answer>"
     assert len(ep.loss_mask) == len(ep.completion_ids) == len(ep.logprobs)
+    assert all(lp == 0.0 for lp, m in zip(ep.logprobs, ep.loss_mask) if not m)  # the dump format's rule
+    from eapo.rollout.dump import DumpRecord, episode_record
+    DumpRecord(**episode_record(ep, tok, "10+20-5", "m", "t"))

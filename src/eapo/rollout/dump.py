@@ -41,6 +41,7 @@ class TurnRecordModel(BaseModel):
     action: str
     policy_tokens: int = Field(ge=0)
     observation_tokens: int = Field(ge=0)
+    untrained_tokens: int = Field(default=0, ge=0)
     queries: list[str]
     dropped_queries: int = Field(ge=0)
     calls: list[CallRecord]
@@ -81,7 +82,7 @@ class DumpRecord(BaseModel):
             raise ValueError("loss_mask holds values other than 0 and 1")
         if any(lp != 0.0 for lp, m in zip(self.logprobs, self.loss_mask) if m == 0):
             raise ValueError("observation tokens must carry log-prob 0.0")
-        if sum(t.policy_tokens for t in self.turns) != sum(self.loss_mask):
+        if sum(t.policy_tokens - t.untrained_tokens for t in self.turns) != sum(self.loss_mask):
             raise ValueError("turn policy_tokens do not add up to the mask-1 tokens")
         if self.format != FORMAT:
             raise ValueError(f"format must be {FORMAT!r}, got {self.format!r}")

@@ -192,7 +192,7 @@ class RolloutEngine:
                 elif parsed.kind is ActionKind.CONSULT:
                     rec.queries, rec.dropped_queries = list(parsed.queries), parsed.dropped_queries
                     if not self.config.learn_to_ask:
-                        self._untrain_consult_block(ep, len(st.pending_ids))
+                        rec.untrained_tokens = self._untrain_consult_block(ep, len(gen.ids))
                     if len(ep.turns) >= turn_budget:
                         ep.stop_reason = StopReason.TURN_BUDGET.value  # no turn left to read a reply
                     else:
@@ -218,14 +218,16 @@ class RolloutEngine:
             ep.meta["score_reason"] = result.reason
         return episodes
 
-    def _untrain_consult_block(self, ep: Episode, pending: int) -> None:
-        """Loss mask 0 from the last consult opening tag to the end of the segment."""
+    def _untrain_consult_block(self, ep: Episode, segment: int) -> int:
+        """Loss mask 0 from the consult opening tag (or the segment's start, if it opened in
+        an earlier segment) to the end of this segment; their log-probs become 0.0 too, as
+        on observations (the dump format's rule for mask 0). Returns how many."""
         tag = self._encode(self.config.tags.consult_open)
-        ids, start = ep.completion_ids, len(ep.completion_ids) - pending
-        for j in range(len(ids) - len(tag), start - 1, -1):
-            if ids[j:j + len(tag)] == tag:
-                ep.loss_mask[j:] = [0] * (len(ids) - j)
-                return
+        ids, start = ep.completion_ids, len(ep.completion_ids) - segment
+        j = next((j for j in range(len(ids) - len(tag), start - 1, -1) if ids[j:j + len(tag)] == tag), start)
+        ep.loss_mask[j:] = [0] * (len(ids) - j)
+        ep.logprobs[j:] = [0.0] * (len(ids) - j)
+        return len(ids) - j
 
     def _token_limit(self, ep: Episode) -> int:
         c = self.config
