@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eapo.reporting.plots import PLOTS
-from eapo.reporting.runs import ReportInputs, ResultsTable, RunData
+from eapo.reporting.runs import ReportInputs, ResultsTable
 
 __all__ = ["render_html"]
 

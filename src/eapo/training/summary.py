@@ -77,8 +77,8 @@ def markdown(summary: dict[str, Any]) -> str:
         return "-" if math.isnan(m) else f"{scale * m:.{digits}f} ± {scale * s:.{digits}f}"
 
     lines = [
-        f"| policy | greedy | avg@4 | pass@1 | pass@2 | pass@4 | consult attempts (eval) | consult rate (train) "
-        f"| acceptance (train) | zero-variance groups (train) |",
+        "| policy | greedy | avg@4 | pass@1 | pass@2 | pass@4 | consult attempts (eval) | consult rate (train) "
+        "| acceptance (train) | zero-variance groups (train) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     labels = {"base": "base (warm start)", "self_rl": "self-exploratory RL", "eapo": "EAPO"}
