@@ -84,6 +84,10 @@ def test_unknown_rows_and_bad_seeds_are_refused(tmp_path):
     assert res.exit_code == 2 and "nope" in res.output
     res = CliRunner().invoke(app, ["compare", "--seeds", "x", "--out", str(tmp_path)])
     assert res.exit_code == 2
+    # --no-run with nothing finished: a clear error, nothing written
+    res = CliRunner().invoke(app, ["compare", "--no-run", "--out", str(tmp_path / "empty")])
+    assert res.exit_code == 1 and "no finished cells" in res.output
+    assert not (tmp_path / "empty").exists()
 
 
 def test_workflow_evaluation_consults_and_counts_expert_calls(tiny):

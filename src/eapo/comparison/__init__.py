@@ -104,6 +104,9 @@ def compare(cfg: Any, out: Path, *, rows: list[str] | tuple[str, ...] = DEFAULT_
         cells = run_compare(cfg, out, rows=list(rows), seeds=list(seeds), policy=policy, jobs=jobs)
     else:
         cells = finished_cells(out, list(rows), list(seeds))
+        if not cells:
+            raise FileNotFoundError(f"no finished cells of rows {', '.join(rows)} in {out}: nothing to write "
+                                    "(run without --no-run to train them)")
         previous = out / "results.json"
         if previous.exists():  # the command that trained the cells, not this re-plot
             command = json.loads(previous.read_text()).get("command") or command
