@@ -51,22 +51,30 @@ def chain_steps(question: str) -> list[tuple[int, str, int, int]]:
 _WRITTEN_STEP = re.compile(r"\d+\s*[+-]\s*\d+\s*=\s*-?\d+")
 
 
+def _policy_position(request: ExpertRequest) -> tuple[list[tuple[int, str, int, int]], list[str]] | None:
+    """The problem's steps and the steps `a op b = r` the policy has written so far (replies
+    and queries carry no `=`, so only its own steps count); None without a transcript or
+    past the last step."""
+    if request.transcript is None:
+        return None
+    written = _WRITTEN_STEP.findall(request.transcript)
+    steps = chain_steps(request.problem)
+    return (steps, written) if len(written) < len(steps) else None
+
+
 def step_answer(request: ExpertRequest) -> str:
     """The right result of the step the policy is at, from the running value it has.
 
     Fixes that one step (its operand read from the problem, its sum done right) but not an
     earlier slip, so every step the policy writes itself still decides the reward. The
-    step is found as in `tutor_answer`; the running value is the result of the last step
-    the policy wrote (the first operand before any)."""
-    if request.transcript is None:
+    running value is the result of the last step the policy wrote (the first operand
+    before any). Without a transcript, or past the last step, the reply is `?`."""
+    position = _policy_position(request)
+    if position is None:
         return UNKNOWN_REPLY
-    written = _WRITTEN_STEP.findall(request.transcript)
-    steps = chain_steps(request.problem)
-    k = len(written)
-    if k >= len(steps):
-        return UNKNOWN_REPLY
+    steps, written = position
     value = int(written[-1].rsplit("=", 1)[1]) if written else steps[0][0]
-    _, op, b, _ = steps[k]
+    _, op, b, _ = steps[len(written)]
     return str(value - b if op == "-" else value + b)
 
 
@@ -75,14 +83,13 @@ def tutor_answer(request: ExpertRequest) -> str:
 
     Why: a literal answer to `121+50` cannot help a policy that misread 55 as 50, and on the
     built-in task misread operands are as common as wrong sums (docs/TASK.md). A tutor who
-    knows the problem answers the question the policy meant. The step is the number of
-    steps `a op b = r` the policy has written so far (replies and queries carry no `=`);
-    past the last step, or without a transcript, the reply is `?`."""
-    if request.transcript is None:
+    knows the problem answers the question the policy meant. Without a transcript, or past
+    the last step, the reply is `?`."""
+    position = _policy_position(request)
+    if position is None:
         return UNKNOWN_REPLY
-    k = len(_WRITTEN_STEP.findall(request.transcript))
-    steps = chain_steps(request.problem)
-    return str(steps[k][3]) if k < len(steps) else UNKNOWN_REPLY
+    steps, written = position
+    return str(steps[len(written)][3])
 
 
 @dataclass(frozen=True)

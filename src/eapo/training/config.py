@@ -37,6 +37,7 @@ from eapo.rollout.config import RolloutConfig
 from eapo.schedules.acceptance import AcceptanceConfig
 from eapo.schedules.budget import TurnBudgetConfig
 from eapo.schedules.penalty import PenaltyConfig
+from eapo.tasks.arithmetic import ORACLES
 from eapo.training.checks import check_int as _int
 from eapo.training.checks import check_lengths as _lengths
 from eapo.training.checks import check_one_of as _one_of
@@ -175,7 +176,7 @@ class TaskConfig:
 
     def __post_init__(self) -> None:
         _one_of("task", "name", self.name, TASK_NAMES)
-        _one_of("task", "oracle", self.oracle, ("literal", "step", "tutor"))
+        _one_of("task", "oracle", self.oracle, ORACLES)
         dataset = self.name == "dataset"
         for key in ("data", "scorer", "val_data", "test_data"):
             value = getattr(self, key)

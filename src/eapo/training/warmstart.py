@@ -42,7 +42,7 @@ from typing import Any
 
 from eapo.protocol.prompt import prompt_ids
 from eapo.protocol.tags import Tags
-from eapo.tasks.arithmetic import ChainTask
+from eapo.tasks.arithmetic import ChainTask, chain_steps
 from eapo.training.config import WarmStartConfig
 
 logger = logging.getLogger(__name__)
@@ -81,8 +81,7 @@ def sample_pieces(question: str, rng: random.Random, cfg: WarmStartConfig, tags:
         if own_before:
             # a near miss, like the policy's own (docs/TASK.md): the true result off by 1..15
             j = rng.choice(own_before)
-            true = ChainTask.solution_text(question, tags=tags)[j][0].rsplit("=", 1)[1]
-            slips[j] = int(true) + rng.choice([d for d in range(-15, 16) if d])
+            slips[j] = chain_steps(question)[j][3] + rng.choice([d for d in range(-15, 16) if d])
     return ChainTask.solution_text(question, consult, refused_steps=refused, tags=tags, query=cfg.query, slips=slips)
 
 
