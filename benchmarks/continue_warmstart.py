@@ -24,6 +24,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--query", choices=("step", "prefix"), default="step",
                     help="what a demonstrated consultation asks (WarmStartConfig.query)")
+    ap.add_argument("--consult-style", choices=("block", "bare"), default="block",
+                    help="how demonstrated consultations look (WarmStartConfig.consult_style)")
     ap.add_argument("--slip-prob", type=float, default=0.0,
                     help="share of demonstrations whose chain a reply repairs (WarmStartConfig.slip_prob)")
     a = ap.parse_args()
@@ -34,7 +36,8 @@ def main() -> None:
     from eapo.training.warmstart import warm_start
 
     cfg = WarmStartConfig(steps=a.steps, learning_rate=a.lr, consult_prob=a.consult_prob,
-                          refusal_prob=a.refusal_prob, seed=a.seed, query=a.query, slip_prob=a.slip_prob)
+                          refusal_prob=a.refusal_prob, seed=a.seed, query=a.query, slip_prob=a.slip_prob,
+                          consult_style=a.consult_style)
     print(warm_start(a.source, default_cache_dir() / "warmstarts", build_task(TrainConfig()), cfg))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from eapo.protocol.tags import Tags
 
 CONSULT_MODES = ("open", "refuse", "forbid")
+CONSULT_STYLES = ("block", "bare")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,14 @@ class RolloutConfig:
     # never changes when or what the policy asks (it keeps its warm-start habit) and the
     # reward reaches only the steps it writes itself. docs/RESULTS.md, issue 4.
     learn_to_ask: bool = True
+    # (ours) "block": the policy writes `<consult><query>q</query>...</consult>` and replies
+    # come back as `<expert id="i">...</expert>` blocks (EAPO.md §1). "bare": the policy
+    # writes only the opening tag, the one implicit question is "help me on from here" (the
+    # expert reads the transcript), and an accepted reply is appended as it is, so the text
+    # goes on as if the policy had written it; a refusal is the usual block. Why: a tiny
+    # policy's skill learned after reply blocks did not carry over to clean, expert-free
+    # text (docs/RESULTS.md, issue 4); bare replies leave the context almost clean.
+    consult_style: str = "block"
     temperature: float = 1.0
     top_p: float = 1.0
     system_prompt: str | None = None  # None: the protocol's default text; "" for none
@@ -34,6 +43,8 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         if self.max_queries < 1:
             raise ValueError(f"rollout.max_queries must be >= 1, got {self.max_queries}")
+        if self.consult_style not in CONSULT_STYLES:
+            raise ValueError(f"rollout.consult_style must be one of {CONSULT_STYLES}, got {self.consult_style!r}")
         if self.consult_mode not in CONSULT_MODES:
             raise ValueError(f"rollout.consult_mode must be one of {CONSULT_MODES}, got {self.consult_mode!r}")
         for name in ("tokens_per_turn", "max_policy_tokens", "max_completion_tokens", "max_reply_tokens"):

@@ -98,7 +98,8 @@ class RolloutEngine:
         self.timings = RolloutTimings()
         tags = config.tags
         stop_ids, stop_strings = [], []
-        for tag in tags.stop_strings:
+        stops = tags.stop_strings + ((tags.consult_open,) if config.consult_style == "bare" else ())
+        for tag in stops:
             ids = self._encode(tag)
             (stop_ids.append(ids[0]) if len(ids) == 1 else stop_strings.append(tag))
         # Forbidding both ends of the consult block makes a consultation impossible to write,
@@ -183,6 +184,8 @@ class RolloutEngine:
                 text = self.tokenizer.decode(st.pending_ids, skip_special_tokens=True)
                 # a length stop is mid-thought: a \boxed{} there is not yet the answer
                 parsed = parse_segment(text, self.config.tags, self.config.max_queries, final=gen.finish != "length")
+                if self.config.consult_style == "bare" and parsed.kind is not ActionKind.ANSWER:
+                    parsed = self._bare_consult(ep, text, parsed)
                 rec = TurnRecord(index=len(ep.turns), action=parsed.kind.value, policy_tokens=len(gen.ids),
                                  issues=list(parsed.issues))
                 ep.turns.append(rec)
@@ -217,6 +220,15 @@ class RolloutEngine:
                                                      self.penalty_apply_to, self.reward)
             ep.meta["score_reason"] = result.reason
         return episodes
+
+    def _bare_consult(self, ep: Episode, text: str, parsed: ParsedSegment) -> ParsedSegment:
+        """A segment ending in the bare consult tag is a consultation whose one question is
+        implicit: the policy's own text so far (its last 32 characters key the acceptance
+        draw, so asking again at the same place gets the same decision)."""
+        if not text.rstrip().endswith(self.config.tags.consult_open):
+            return parsed
+        own = self.tokenizer.decode([t for t, m in zip(ep.completion_ids, ep.loss_mask) if m], skip_special_tokens=True)
+        return ParsedSegment(kind=ActionKind.CONSULT, queries=(own[-32:] or "(start)",))
 
     def _untrain_consult_block(self, ep: Episode, segment: int) -> int:
         """Loss mask 0 from the consult opening tag (or the segment's start, if it opened in
@@ -294,6 +306,9 @@ class RolloutEngine:
             ep, st = episodes[i], states[i]
             if not rec.calls:
                 parts = [render_notice(EMPTY_CONSULT, tags)]
+            elif self.config.consult_style == "bare" and rec.calls[0].accepted:
+                rec.observation_tokens += self._observe(ep, st, rec.calls[0].reply.strip())
+                continue
             else:
                 parts = [render_reply(c.member, c.reply, tags) if c.accepted else render_refusal(c.member, tags)
                          for c in rec.calls]

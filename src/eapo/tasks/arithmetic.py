@@ -20,7 +20,7 @@ from eapo.types import ExpertRequest, Problem
 _TERM = re.compile(r"\s*([+-]?)\s*(\d+)")
 _EXPR = re.compile(r"^\s*\d+(\s*[+-]\s*\d+)+\s*$")
 UNKNOWN_REPLY = "?"
-ORACLES = ("literal", "step", "tutor")
+ORACLES = ("literal", "step", "tutor", "write")
 
 
 def evaluate_chain(expr: str) -> int | None:
@@ -62,6 +62,19 @@ def _policy_position(request: ExpertRequest) -> tuple[list[tuple[int, str, int, 
     return (steps, written) if len(written) < len(steps) else None
 
 
+def write_answer(request: ExpertRequest) -> str:
+    """The step the policy is at, written out as the policy writes it (`85-19=66`), from
+    the running value it has: for `rollout.consult_style: bare`, where the reply is
+    appended to the policy's text as if it had written the step itself."""
+    position = _policy_position(request)
+    if position is None:
+        return UNKNOWN_REPLY
+    steps, written = position
+    value = int(written[-1].rsplit("=", 1)[1]) if written else steps[0][0]
+    _, op, b, _ = steps[len(written)]
+    return f"{value}{op}{b}={value - b if op == '-' else value + b}"
+
+
 def step_answer(request: ExpertRequest) -> str:
     """The right result of the step the policy is at, from the running value it has.
 
@@ -69,13 +82,8 @@ def step_answer(request: ExpertRequest) -> str:
     earlier slip, so every step the policy writes itself still decides the reward. The
     running value is the result of the last step the policy wrote (the first operand
     before any). Without a transcript, or past the last step, the reply is `?`."""
-    position = _policy_position(request)
-    if position is None:
-        return UNKNOWN_REPLY
-    steps, written = position
-    value = int(written[-1].rsplit("=", 1)[1]) if written else steps[0][0]
-    _, op, b, _ = steps[len(written)]
-    return str(value - b if op == "-" else value + b)
+    step = write_answer(request)
+    return step if step == UNKNOWN_REPLY else step.rsplit("=", 1)[1]
 
 
 def tutor_answer(request: ExpertRequest) -> str:
@@ -106,8 +114,9 @@ class ChainTask:
     scorer: str = "integer"
     oracle: str = "literal"
     """What `oracle_answer` replies: "literal", the value of the query as asked; "step",
-    the right result of the policy's current step (`step_answer`); "tutor", the true
-    running value after that step (`tutor_answer`)."""
+    the right result of the policy's current step (`step_answer`); "write", that step
+    written out (`write_answer`, for bare consultations); "tutor", the true running value
+    after that step (`tutor_answer`)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_len <= self.max_len:
@@ -164,6 +173,8 @@ class ChainTask:
             return tutor_answer(request)
         if self.oracle == "step":
             return step_answer(request)
+        if self.oracle == "write":
+            return write_answer(request)
         value = evaluate_chain(request.query)
         return UNKNOWN_REPLY if value is None else str(value)
 
@@ -176,6 +187,7 @@ class ChainTask:
         tags=None,
         query: str = "step",
         slips: dict[int, int] | None = None,
+        style: str = "block",
     ) -> list[tuple[str, bool]]:
         """A worked solution as `(text, is_policy)` pieces, for warm-start data: the policy
         writes each step; a step in `consult_steps` is asked instead and its reply is an
@@ -190,7 +202,11 @@ class ChainTask:
         wrong result the policy wrote there: it is an observation-like piece (shown, never
         trained on), later steps go on from it, and only an accepted prefix query repairs
         the chain. So a demonstration can show what a reply is for: putting a derailed
-        chain back on track (docs/TASK.md, issue 4)."""
+        chain back on track (docs/TASK.md, issue 4).
+
+        `style="bare"` is `rollout.consult_style: bare`: the policy writes only the consult
+        tag and an accepted reply is the step itself (`85-19=66`, an observation piece), as
+        the "write" oracle answers; a refused one is followed by the policy's own step."""
         from eapo.protocol.render import render_observation, render_refusal, render_reply
         from eapo.protocol.tags import Tags
 
@@ -200,6 +216,8 @@ class ChainTask:
             raise ValueError(f"refused_steps {sorted(refused_steps)} must be a subset of consult_steps {sorted(consult_steps)}")
         if query not in ("step", "prefix"):
             raise ValueError(f"query must be 'step' or 'prefix', got {query!r}")
+        if style not in ("block", "bare") or (style == "bare" and query != "step"):
+            raise ValueError(f"style must be 'block', or 'bare' with query 'step'; got {style!r} with {query!r}")
         if set(slips) & consult_steps:
             raise ValueError(f"a slipped step cannot also be consulted: {sorted(set(slips) & consult_steps)}")
         pieces: list[tuple[str, bool]] = []
@@ -208,7 +226,16 @@ class ChainTask:
         for i, (_, op, b, _) in enumerate(chain_steps(question)):
             sep = " " if i else ""
             own = value - b if op == "-" else value + b
-            if i in consult_steps:
+            if i in consult_steps and style == "bare":
+                pieces.append((f"{sep}{tags.consult_open}", True))
+                if i in refused_steps:
+                    result = own
+                    pieces.append((render_observation([render_refusal(0, tags)]), False))
+                    pieces.append((f"{value}{op}{b}={result}", True))
+                else:
+                    result = own
+                    pieces.append((f"{value}{op}{b}={result}", False))
+            elif i in consult_steps:
                 if query == "prefix":
                     asked = terms[0][1] + "".join(sign + num for sign, num in terms[1:i + 2])
                 else:

@@ -169,7 +169,8 @@ class TaskConfig:
     oracle: str = "literal"
     """Task chain: what the oracle expert answers. literal: the value of the query as asked
     (`85-19` -> 66, even when the policy misread 19); step: the right result of the step the
-    policy is at, from its own running value (the operand read from the problem); tutor: the true running value
+    policy is at, from its own running value (the operand read from the problem); write: that
+    step written out, for rollout.consult_style bare; tutor: the true running value
     of the problem after the step the policy is at (counted in its transcript, which the
     expert then sees), so a reply also repairs a misread operand or an earlier slip.
     docs/TASK.md says why."""
@@ -269,11 +270,17 @@ class WarmStartConfig:
     slip_prob: float = 0.0
     """With "prefix" queries: share of demonstrations with an accepted consultation in which
     an earlier own step is shown wrong (never trained on) and the reply repairs the chain."""
+    consult_style: str = "block"
+    """How demonstrated consultations look: "block" or "bare" (must match
+    rollout.consult_style; bare replies are the step itself, see the "write" oracle)."""
 
     def __post_init__(self) -> None:
         _int("warmstart", "steps", self.steps, low=0)
         _one_of("warmstart", "query", self.query, ("step", "prefix"))
         _real("warmstart", "slip_prob", self.slip_prob, 0.0, 1.0)
+        _one_of("warmstart", "consult_style", self.consult_style, ("block", "bare"))
+        if self.consult_style == "bare" and self.query != "step":
+            raise ValueError("warmstart.consult_style bare asks no explicit question: warmstart.query must be step")
         if self.slip_prob > 0 and self.query != "prefix":
             raise ValueError("warmstart.slip_prob needs warmstart.query: prefix (a step query cannot repair a slip)")
         _real("warmstart", "learning_rate", self.learning_rate, open_low=True)
