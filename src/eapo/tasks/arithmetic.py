@@ -90,7 +90,7 @@ def tutor_answer(request: ExpertRequest) -> str:
     """The true running value after the step the policy is at, whatever it asked.
 
     Why: a literal answer to `121+50` cannot help a policy that misread 55 as 50, and on the
-    built-in task misread operands are as common as wrong sums (docs/TASK.md). A tutor who
+    built-in task 30-40% of wrong steps are misread operands (docs/TASK.md). A tutor who
     knows the problem answers the question the policy meant. Without a transcript, or past
     the last step, the reply is `?`."""
     position = _policy_position(request)
