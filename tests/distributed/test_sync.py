@@ -217,3 +217,38 @@ def test_pool_accounting_merges_every_process():
     r0, r1 = on_ranks(2, rank)
     assert [(s.name, s.calls) for s in r0] == [(s.name, s.calls) for s in r1] == [("a", 2 + 3), ("b", 1 + 2)]
     assert len(r0[0].latencies) == 5
+
+
+@pytest.mark.parametrize("closed, forbids", [("forbid", True), ("refuse", False)])
+def test_a_closed_step_forbids_the_consult_tag_only_when_configured(tok, no_unwrap, closed, forbids):
+    """acceptance.closed "forbid": a step whose rho_s is 0 decodes as the forbid lock does
+    (consult tags banned); open steps, and every step under "refuse", do not. The engine's
+    own sampling settings are restored after the step."""
+    task = ChainTask(name="chain", min_len=1, max_len=2, seed=0, sizes=(("train", 4),))
+    rollout = make_rollout(tok, task, task.split("train"))
+    rollout.acceptance = AcceptanceConfig(kind="phased", steps=1, closed=closed)  # rho 1 at step 1, then 0
+    seen: list[SamplingParams] = []
+    inner = rollout.backend_factory
+
+    def recording(model, t):
+        backend = inner(model, t)
+        generate = backend.generate
+
+        def spy(contexts, limits, params):
+            seen.append(params)
+            return generate(contexts, limits, params)
+
+        backend.generate = spy
+        return backend
+
+    rollout.backend_factory = recording
+    prompts = [p.question for p in task.split("train")]
+    before = rollout.engine.params
+    rollout(prompts, fake_trainer(1))
+    assert all(p.forbidden == () for p in seen)  # open step
+    seen.clear()
+    rollout(prompts, fake_trainer(2))
+    assert seen and all(bool(p.forbidden) == forbids for p in seen)
+    if forbids:
+        assert seen[0].forbidden == rollout.engine.consult_tags()
+    assert rollout.engine.params == before

@@ -104,8 +104,7 @@ class RolloutEngine:
             (stop_ids.append(ids[0]) if len(ids) == 1 else stop_strings.append(tag))
         # Forbidding both ends of the consult block makes a consultation impossible to write,
         # not just hard to open (a stray closing tag would otherwise parse as an attempt).
-        forbidden = ((tuple(self._encode(tags.consult_open)), tuple(self._encode(tags.consult_close)))
-                     if config.consult_mode == "forbid" else ())
+        forbidden = self.consult_tags() if config.consult_mode == "forbid" else ()
         self.params = SamplingParams(
             temperature=config.temperature,
             top_p=config.top_p,
@@ -118,6 +117,11 @@ class RolloutEngine:
         else:
             template = NO_CONSULT_SYSTEM_PROMPT if config.consult_mode == "forbid" else DEFAULT_SYSTEM_PROMPT
         self.system = system_text(template, tags, config.max_queries) if template else None
+
+    def consult_tags(self) -> tuple[tuple[int, ...], ...]:
+        """The token sequences that forbid consulting when banned from decoding."""
+        tags = self.config.tags
+        return (tuple(self._encode(tags.consult_open)), tuple(self._encode(tags.consult_close)))
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))

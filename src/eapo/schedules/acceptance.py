@@ -55,6 +55,10 @@ class AcceptanceConfig:
     """What one acceptance draw covers: reply (paper), question or episode (see `gate`)."""
     adaptive: AdaptiveConfig | None = None
     """Per-problem overlay (EAPO.md §2 adaptive schedule); None for the global rate only."""
+    closed: str = "refuse"
+    """(ours) A training step whose rho_s is 0: "refuse" answers consultations "expert
+    unavailable" (the paper's rho = 0); "forbid" forbids the consult tag, as the forbid
+    lock does at evaluation, so those steps train the expert-free context itself."""
 
     def __post_init__(self) -> None:
         if self.kind not in ACCEPTANCE_SHAPES:
@@ -79,6 +83,8 @@ class AcceptanceConfig:
             raise ValueError(
                 f"AcceptanceConfig.granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}"
             )
+        if self.closed not in ("refuse", "forbid"):
+            raise ValueError(f"AcceptanceConfig.closed must be refuse or forbid, got {self.closed!r}")
         if self.adaptive is not None and not isinstance(self.adaptive, AdaptiveConfig):
             raise TypeError(f"AcceptanceConfig.adaptive must be an AdaptiveConfig or None, got {self.adaptive!r}")
 

@@ -25,6 +25,8 @@ weights before calling us.
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import logging
 import time
@@ -106,13 +108,20 @@ class EAPORollout:
         else:
             rhos = [sched["rho"]] * len(problems)
 
+        # a closed step with acceptance.closed "forbid" decodes as the forbid lock does
+        open_params = self.engine.params
+        if self.acceptance.closed == "forbid" and self.history is None and not any(rhos):
+            self.engine.params = dataclasses.replace(open_params, forbidden=self.engine.consult_tags())
         t0 = time.perf_counter()
-        with self._backend(trainer, coll) as backend:
-            self.engine.backend = backend
-            episodes = self.engine.run(problems, step=step, uids=uids, rhos=rhos,
-                                       turn_budget=int(sched["turn_budget"]), penalty_coef=sched["penalty_coef"])
-            if isinstance(backend, LockstepBackend):
-                backend.finish(self.engine.params)
+        try:
+            with self._backend(trainer, coll) as backend:
+                self.engine.backend = backend
+                episodes = self.engine.run(problems, step=step, uids=uids, rhos=rhos,
+                                           turn_budget=int(sched["turn_budget"]), penalty_coef=sched["penalty_coef"])
+                if isinstance(backend, LockstepBackend):
+                    backend.finish(self.engine.params)
+        finally:
+            self.engine.params = open_params
         wall = time.perf_counter() - t0
         gathered = gather_step(episodes, rhos, {
             "time/rollout_s": wall,
