@@ -223,6 +223,17 @@ def test_new_fields_at_their_defaults_keep_the_cached_key(tmp_path):
     assert ws.warm_start_key(src, dataclasses.replace(TASK, oracle="tutor"), WarmStartConfig()) == key  # RL-time only
 
 
+def bare_replay(tok, pieces):
+    """An engine whose scripted policy writes the demonstration's policy segments, with
+    bare consultations and the "write" oracle."""
+    turns = turns_of(pieces)
+    backend = ScriptedBackend(lambda ctx, call: tok.encode(turns[call - 1], add_special_tokens=False),
+                              (tok.eos_token_id,))
+    cfg = RolloutConfig(system_prompt="", tokens_per_turn=200, consult_style="bare", expert_sees_transcript=True)
+    engine = RolloutEngine(backend, tok, cfg, pool=ExpertPool([OracleExpert(ChainTask(oracle="write").oracle_answer)]))
+    return engine, turns
+
+
 @pytest.mark.parametrize("consult, replies, policy_text", [
     (frozenset({1, 2}), ["85-19=66", "66+66=132"], "47+38=85 <consult> <consult> 132+5=137 <answer>137</answer>"),
     (frozenset({0, 3}), ["47+38=85", "132+5=137"], "<consult> 85-19=66 66+66=132 <consult> <answer>137</answer>"),
@@ -234,11 +245,7 @@ def test_bare_consultation_replays_through_the_engine(tok, consult, replies, pol
     question = "47+38-19+66+5"
     pieces = ChainTask.solution_text(question, consult, tags=TAGS, style="bare")
     ids, mask, prompt_len = encode_pieces(tok, question, pieces)
-    turns = turns_of(pieces)
-    backend = ScriptedBackend(lambda ctx, call: tok.encode(turns[call - 1], add_special_tokens=False),
-                              (tok.eos_token_id,))
-    cfg = RolloutConfig(system_prompt="", tokens_per_turn=200, consult_style="bare", expert_sees_transcript=True)
-    engine = RolloutEngine(backend, tok, cfg, pool=ExpertPool([OracleExpert(ChainTask(oracle="write").oracle_answer)]))
+    engine, turns = bare_replay(tok, pieces)
     [ep] = engine.run([Problem("p", question, "137")], step=1, rhos=1.0, turn_budget=len(turns) + 2)
     assert ep.stop_reason == "answer" and ep.score == 1.0
     assert ep.completion_ids == ids[prompt_len:] and ep.loss_mask == mask[prompt_len:]
@@ -251,11 +258,7 @@ def test_bare_refusal_is_a_block_and_the_policy_writes_the_step(tok):
     question = "47+38-19"
     pieces = ChainTask.solution_text(question, frozenset({1}), refused_steps=frozenset({1}), tags=TAGS, style="bare")
     ids, mask, prompt_len = encode_pieces(tok, question, pieces)
-    turns = turns_of(pieces)
-    backend = ScriptedBackend(lambda ctx, call: tok.encode(turns[call - 1], add_special_tokens=False),
-                              (tok.eos_token_id,))
-    cfg = RolloutConfig(system_prompt="", tokens_per_turn=200, consult_style="bare", expert_sees_transcript=True)
-    engine = RolloutEngine(backend, tok, cfg, pool=ExpertPool([OracleExpert(ChainTask(oracle="write").oracle_answer)]))
+    engine, turns = bare_replay(tok, pieces)
     [ep] = engine.run([Problem("p", question, "66")], step=1, rhos=0.0, turn_budget=5)
     assert ep.score == 1.0 and ep.completion_ids == ids[prompt_len:] and ep.loss_mask == mask[prompt_len:]
     assert tok.decode(ids[prompt_len:]) == '47+38=85 <consult>\n<expert id="0">expert unavailable</expert>\n85-19=66 <answer>66</answer>'
