@@ -25,3 +25,38 @@ def one_torch_thread():
         torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- shared data
+
+_SKIP = "benchmark data folder not found (../shared/data or $EAPO_DATA_DIR)"
+
+
+@pytest.fixture(scope="session")
+def have_data():
+    """The benchmark data folder; tests that read the real files skip without it (a clone
+    with no ../shared beside it), naming both places it is looked for."""
+    from eapo.evaluation.benchmarks import data_dir
+
+    try:
+        return data_dir()
+    except FileNotFoundError:
+        pytest.skip(_SKIP)
+
+
+@pytest.fixture(scope="session")
+def benchmark_rows(have_data):
+    """`benchmark_rows(file)`: the JSON Lines rows of a file in the data folder (read once
+    per session); skips when the file is missing."""
+    import functools
+    import json
+
+    @functools.cache
+    def rows(file: str) -> tuple[dict, ...]:
+        path = have_data / file
+        if not path.is_file():
+            pytest.skip(f"{path} not found")
+        with path.open(encoding="utf-8") as fh:
+            return tuple(map(json.loads, fh))
+
+    return rows

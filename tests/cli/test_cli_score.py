@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from eapo.cli.main import app
-from eapo.evaluation.benchmarks import data_dir
 
 
 def _write(path, rows):
@@ -18,11 +17,7 @@ def _write(path, rows):
     return path
 
 
-def test_score_gsm8k_fixture(tmp_path):
-    try:
-        data_dir()
-    except FileNotFoundError:
-        pytest.skip("benchmark data folder not found")
+def test_score_gsm8k_fixture(tmp_path, have_data):
     # golds: 0000 -> 18, 0001 -> 3, 0002 -> 70000
     preds = _write(tmp_path / "p.jsonl", [
         {"id": "gsm8k-test-0000", "completions": [r"\boxed{18}", r"\boxed{17}"]},  # 1, 0

@@ -20,14 +20,6 @@ ROWS = {  # SOURCES.md table
 }
 
 
-@pytest.fixture(scope="module")
-def have_data():
-    try:
-        data_dir()
-    except FileNotFoundError:
-        pytest.skip("benchmark data folder not found")
-
-
 def test_registry_lists_the_documented_benchmarks():
     assert sorted(BENCHMARKS) == sorted(ROWS)
 

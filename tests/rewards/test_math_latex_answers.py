@@ -9,11 +9,9 @@ scores every gold of the real benchmark files against itself and is skipped with
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from eapo.evaluation.benchmarks import data_dir
 from eapo.rewards.math import math_score
 
 # (answer as the engine passes it, gold, expected score)
@@ -70,30 +68,19 @@ def test_the_integer_fast_path_holds_for_unboxed_answers():
     assert math_score(big + "2", big).score == 0.0
 
 
-def _golds(file: str) -> list[str]:
-    try:
-        path = data_dir() / file
-    except FileNotFoundError:
-        pytest.skip("benchmark data folder not found (../shared/data or $EAPO_DATA_DIR)")
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    with path.open(encoding="utf-8") as fh:
-        return [str(row["answer"]) for row in map(json.loads, fh)]
-
-
 @pytest.mark.parametrize("file", ["math500.jsonl", "aime2024.jsonl", "aime2025.jsonl", "gsm8k_test.jsonl"])
-def test_every_gold_scores_against_itself_boxed_and_unboxed(file):
-    golds = _golds(file)
+def test_every_gold_scores_against_itself_boxed_and_unboxed(file, benchmark_rows):
+    golds = [str(row["answer"]) for row in benchmark_rows(file)]
     assert golds
     wrong = [g for g in golds
              if math_score(rf"The answer is \boxed{{{g}}}.", g).score != 1.0 or math_score(g, g).score != 1.0]
     assert wrong == []
 
 
-def test_every_math500_gold_is_read_by_math_verify_as_latex():
+def test_every_math500_gold_is_read_by_math_verify_as_latex(benchmark_rows):
     # `\displaystyle` defeats the text fast path, so each answer goes through math-verify's
     # LaTeX reading of both sides; read as plain text, most of these came back unparseable
-    golds = _golds("math500.jsonl")
+    golds = [str(row["answer"]) for row in benchmark_rows("math500.jsonl")]
     assert len(golds) == 500
     wrong = [g for g in golds if math_score(rf"\displaystyle {g}", g).score != 1.0]
     assert wrong == []

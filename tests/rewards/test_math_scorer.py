@@ -5,31 +5,16 @@ absent. A second table needs no data: extraction order, reasons, threads."""
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
 
 import pytest
 
-from eapo.evaluation.benchmarks import data_dir
 from eapo.rewards.math import extract_answer, math_score
 from eapo.rewards.scorers import SCORERS
 
 
-@lru_cache(maxsize=None)
-def _golds(file: str) -> dict[str, str]:
-    try:
-        path = data_dir() / file
-    except FileNotFoundError:
-        pytest.skip("benchmark data folder not found")
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    with path.open(encoding="utf-8") as fh:
-        return {row["id"]: row["answer"] for row in map(json.loads, fh)}
-
-
-def gold(file: str, pid: str, expected: str) -> str:
-    value = _golds(file)[pid]
+def gold(rows, file: str, pid: str, expected: str) -> str:
+    value = {row["id"]: row["answer"] for row in rows(file)}[pid]
     assert value == expected, "the data file changed"
     return value
 
@@ -87,8 +72,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("file,pid,stored,completion,expected", CASES)
-def test_gold_from_file(file, pid, stored, completion, expected):
-    result = math_score(completion, gold(file, pid, stored))
+def test_gold_from_file(file, pid, stored, completion, expected, benchmark_rows):
+    result = math_score(completion, gold(benchmark_rows, file, pid, stored))
     assert result.score == expected, result
     assert result.reason == ("match" if expected else "mismatch")
 

@@ -128,16 +128,6 @@ def test_the_tiny_policy_s_chain_warm_start_is_refused_for_a_dataset(data):
 # --------------------------------------------------------------------------- real data
 
 
-@pytest.fixture(scope="module")
-def have_data():
-    from eapo.evaluation.benchmarks import data_dir
-
-    try:
-        data_dir()
-    except FileNotFoundError:
-        pytest.skip("benchmark data folder not found (../shared/data or $EAPO_DATA_DIR)")
-
-
 def test_dapo_math_with_aime_for_validation_and_test(have_data):
     # no task.scorer: DAPO-Math-17k and AIME are both registered with math-verify's scorer
     cfg = load_config(TrainConfig, None, ["task.name=dataset", "task.data=dapo_math",
