@@ -26,6 +26,8 @@ def main() -> None:
                     help="what a demonstrated consultation asks (WarmStartConfig.query)")
     ap.add_argument("--consult-style", choices=("block", "bare"), default="block",
                     help="how demonstrated consultations look (WarmStartConfig.consult_style)")
+    ap.add_argument("--bare-refusal", choices=("block", "silent"), default="block",
+                    help="what a refused bare consultation shows (WarmStartConfig.bare_refusal)")
     ap.add_argument("--slip-prob", type=float, default=0.0,
                     help="share of demonstrations whose chain a reply repairs (WarmStartConfig.slip_prob)")
     a = ap.parse_args()
@@ -37,7 +39,7 @@ def main() -> None:
 
     cfg = WarmStartConfig(steps=a.steps, learning_rate=a.lr, consult_prob=a.consult_prob,
                           refusal_prob=a.refusal_prob, seed=a.seed, query=a.query, slip_prob=a.slip_prob,
-                          consult_style=a.consult_style)
+                          consult_style=a.consult_style, bare_refusal=a.bare_refusal)
     print(warm_start(a.source, default_cache_dir() / "warmstarts", build_task(TrainConfig()), cfg))
 
 

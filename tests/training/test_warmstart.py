@@ -223,13 +223,21 @@ def test_new_fields_at_their_defaults_keep_the_cached_key(tmp_path):
     assert ws.warm_start_key(src, dataclasses.replace(TASK, oracle="tutor"), WarmStartConfig()) == key  # RL-time only
 
 
-def bare_replay(tok, pieces):
+def bare_replay(tok, pieces, bare_refusal="block", consult_mode="open"):
     """An engine whose scripted policy writes the demonstration's policy segments, with
-    bare consultations and the "write" oracle."""
-    turns = turns_of(pieces)
+    bare consultations and the "write" oracle. A bare segment ends at the consult tag,
+    whatever follows it (a reply, a refusal block, or nothing after a silent refusal)."""
+    turns, cur = [], ""
+    for text, is_policy in pieces:
+        if is_policy:
+            cur += text
+            if text.endswith(TAGS.consult_open):
+                turns, cur = turns + [cur], ""
+    turns.append(cur)
     backend = ScriptedBackend(lambda ctx, call: tok.encode(turns[call - 1], add_special_tokens=False),
                               (tok.eos_token_id,))
-    cfg = RolloutConfig(system_prompt="", tokens_per_turn=200, consult_style="bare", expert_sees_transcript=True)
+    cfg = RolloutConfig(system_prompt="", tokens_per_turn=200, consult_style="bare", expert_sees_transcript=True,
+                        bare_refusal=bare_refusal, consult_mode=consult_mode)
     engine = RolloutEngine(backend, tok, cfg, pool=ExpertPool([OracleExpert(ChainTask(oracle="write").oracle_answer)]))
     return engine, turns
 
@@ -266,3 +274,54 @@ def test_bare_refusal_is_a_block_and_the_policy_writes_the_step(tok):
         ChainTask.solution_text(question, frozenset({1}), style="bare", query="prefix")
     with pytest.raises(ValueError, match="consult_style"):
         WarmStartConfig(consult_style="inline")
+
+
+class FirstRefused:
+    """A gate that refuses an episode's first consultation and accepts the rest."""
+
+    def decide(self, uid, query, index, rho):
+        return index >= 1, 0.5
+
+
+@pytest.mark.parametrize("consult_mode", ["open", "refuse"])
+def test_silent_bare_refusal_leaves_only_the_policys_tag_and_step(tok, consult_mode):
+    """`bare_refusal: silent`: a refused bare consultation (rho 0 in training, or the
+    `refuse` lock at evaluation) appends nothing; the policy's next segment starts right
+    after its own tag and every token it writes is trained (mask 1), exactly as the
+    silent-refusal demonstration lays it out."""
+    question = "47+38-19+66"
+    pieces = ChainTask.solution_text(question, frozenset({1, 2}), refused_steps=frozenset({1}), tags=TAGS,
+                                     style="bare", bare_refusal="silent")
+    assert pieces[1:4] == [(" <consult>", True), ("85-19=66", True), (" <consult>", True)]
+    ids, mask, prompt_len = encode_pieces(tok, question, pieces)
+    engine, turns = bare_replay(tok, pieces, bare_refusal="silent", consult_mode=consult_mode)
+    # open: the first consultation is refused, the second answered; the lock refuses both
+    if consult_mode == "open":
+        engine.gate = FirstRefused()
+        [ep] = engine.run([Problem("p", question, "132")], step=1, rhos=1.0, turn_budget=len(turns) + 2)
+        assert ep.completion_ids == ids[prompt_len:] and ep.loss_mask == mask[prompt_len:]
+        assert tok.decode(ep.completion_ids) == "47+38=85 <consult>85-19=66 <consult>66+66=132 <answer>132</answer>"
+        assert [(c.accepted, c.reply) for t in ep.turns for c in t.calls] == [(False, ""), (True, "66+66=132")]
+    else:
+        refused_all = ChainTask.solution_text(question, frozenset({1, 2}), refused_steps=frozenset({1, 2}), tags=TAGS,
+                                              style="bare", bare_refusal="silent")
+        ids, mask, prompt_len = encode_pieces(tok, question, refused_all)
+        engine, turns = bare_replay(tok, refused_all, bare_refusal="silent", consult_mode=consult_mode)
+        [ep] = engine.run([Problem("p", question, "132")], step=1, rhos=1.0, turn_budget=len(turns) + 2)
+        assert ep.completion_ids == ids[prompt_len:] and ep.loss_mask == [1] * len(ep.completion_ids)
+        assert all(t.observation_tokens == 0 for t in ep.turns)
+        assert [c.reason for t in ep.turns for c in t.calls] == ["locked", "locked"]
+    assert ep.score == 1.0 and ep.stop_reason == "answer"
+
+
+def test_silent_refusal_needs_bare_consultations():
+    with pytest.raises(ValueError, match="bare_refusal"):
+        RolloutConfig(bare_refusal="silent")
+    with pytest.raises(ValueError, match="bare_refusal"):
+        RolloutConfig(consult_style="bare", bare_refusal="quiet")
+    with pytest.raises(ValueError, match="bare_refusal"):
+        WarmStartConfig(bare_refusal="silent")
+    with pytest.raises(ValueError, match="bare_refusal"):
+        ChainTask.solution_text("47+38", frozenset({0}), bare_refusal="silent")
+    assert ws._cfg_identity(WarmStartConfig()) == ws._cfg_identity(WarmStartConfig(bare_refusal="block"))
+    assert "bare_refusal" in ws._cfg_identity(WarmStartConfig(consult_style="bare", bare_refusal="silent"))

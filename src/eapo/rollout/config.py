@@ -8,6 +8,7 @@ from eapo.protocol.tags import Tags
 
 CONSULT_MODES = ("open", "refuse", "forbid")
 CONSULT_STYLES = ("block", "bare")
+BARE_REFUSALS = ("block", "silent")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class RolloutConfig:
     # policy's skill learned after reply blocks did not carry over to clean, expert-free
     # text (docs/RESULTS.md, issue 4); bare replies leave the context almost clean.
     consult_style: str = "block"
+    # (ours) what a refused bare consultation leaves in the text. "block": the usual
+    # "expert unavailable" block. "silent": nothing; the policy goes on after its own tag and
+    # writes the step itself, so the text it computes in when help is refused is the text
+    # it is helped in, and annealing rho trains the steps it used to hand over in that same
+    # clean context (docs/RESULTS.md, issue 4). Only for consult_style bare.
+    bare_refusal: str = "block"
     temperature: float = 1.0
     top_p: float = 1.0
     system_prompt: str | None = None  # None: the protocol's default text; "" for none
@@ -45,6 +52,10 @@ class RolloutConfig:
             raise ValueError(f"rollout.max_queries must be >= 1, got {self.max_queries}")
         if self.consult_style not in CONSULT_STYLES:
             raise ValueError(f"rollout.consult_style must be one of {CONSULT_STYLES}, got {self.consult_style!r}")
+        if self.bare_refusal not in BARE_REFUSALS:
+            raise ValueError(f"rollout.bare_refusal must be one of {BARE_REFUSALS}, got {self.bare_refusal!r}")
+        if self.bare_refusal != "block" and self.consult_style != "bare":
+            raise ValueError("rollout.bare_refusal: silent needs rollout.consult_style: bare (a block consultation is always answered)")
         if self.consult_mode not in CONSULT_MODES:
             raise ValueError(f"rollout.consult_mode must be one of {CONSULT_MODES}, got {self.consult_mode!r}")
         for name in ("tokens_per_turn", "max_policy_tokens", "max_completion_tokens", "max_reply_tokens"):

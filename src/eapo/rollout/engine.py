@@ -313,6 +313,9 @@ class RolloutEngine:
             elif self.config.consult_style == "bare" and rec.calls[0].accepted:
                 rec.observation_tokens += self._observe(ep, st, rec.calls[0].reply.strip())
                 continue
+            elif self.config.consult_style == "bare" and self.config.bare_refusal == "silent":
+                st.pending_ids.clear()  # nothing is appended: the policy goes on after its own tag
+                continue
             else:
                 parts = [render_reply(c.member, c.reply, tags) if c.accepted else render_refusal(c.member, tags)
                          for c in rec.calls]

@@ -188,6 +188,7 @@ class ChainTask:
         query: str = "step",
         slips: dict[int, int] | None = None,
         style: str = "block",
+        bare_refusal: str = "block",
     ) -> list[tuple[str, bool]]:
         """A worked solution as `(text, is_policy)` pieces, for warm-start data: the policy
         writes each step; a step in `consult_steps` is asked instead and its reply is an
@@ -206,7 +207,9 @@ class ChainTask:
 
         `style="bare"` is `rollout.consult_style: bare`: the policy writes only the consult
         tag and an accepted reply is the step itself (`85-19=66`, an observation piece), as
-        the "write" oracle answers; a refused one is followed by the policy's own step."""
+        the "write" oracle answers; a refused one is followed by the policy's own step, after
+        the "expert unavailable" block, or straight after its tag with `bare_refusal="silent"`
+        (`rollout.bare_refusal`)."""
         from eapo.protocol.render import render_observation, render_refusal, render_reply
         from eapo.protocol.tags import Tags
 
@@ -218,6 +221,8 @@ class ChainTask:
             raise ValueError(f"query must be 'step' or 'prefix', got {query!r}")
         if style not in ("block", "bare") or (style == "bare" and query != "step"):
             raise ValueError(f"style must be 'block', or 'bare' with query 'step'; got {style!r} with {query!r}")
+        if bare_refusal not in ("block", "silent") or (bare_refusal == "silent" and style != "bare"):
+            raise ValueError(f"bare_refusal must be 'block', or 'silent' with style 'bare'; got {bare_refusal!r} with {style!r}")
         if set(slips) & consult_steps:
             raise ValueError(f"a slipped step cannot also be consulted: {sorted(set(slips) & consult_steps)}")
         pieces: list[tuple[str, bool]] = []
@@ -228,13 +233,10 @@ class ChainTask:
             own = value - b if op == "-" else value + b
             if i in consult_steps and style == "bare":
                 pieces.append((f"{sep}{tags.consult_open}", True))
-                if i in refused_steps:
-                    result = own
+                result = own
+                if i in refused_steps and bare_refusal == "block":
                     pieces.append((render_observation([render_refusal(0, tags)]), False))
-                    pieces.append((f"{value}{op}{b}={result}", True))
-                else:
-                    result = own
-                    pieces.append((f"{value}{op}{b}={result}", False))
+                pieces.append((f"{value}{op}{b}={result}", i in refused_steps))
             elif i in consult_steps:
                 if query == "prefix":
                     asked = terms[0][1] + "".join(sign + num for sign, num in terms[1:i + 2])

@@ -273,6 +273,10 @@ class WarmStartConfig:
     consult_style: str = "block"
     """How demonstrated consultations look: "block" or "bare" (must match
     rollout.consult_style; bare replies are the step itself, see the "write" oracle)."""
+    bare_refusal: str = "block"
+    """With "bare": what a demonstrated refusal shows (must match rollout.bare_refusal):
+    "block" the "expert unavailable" block, "silent" nothing, the policy's own step follows
+    its tag."""
 
     def __post_init__(self) -> None:
         _int("warmstart", "steps", self.steps, low=0)
@@ -281,6 +285,9 @@ class WarmStartConfig:
         _one_of("warmstart", "consult_style", self.consult_style, ("block", "bare"))
         if self.consult_style == "bare" and self.query != "step":
             raise ValueError("warmstart.consult_style bare asks no explicit question: warmstart.query must be step")
+        _one_of("warmstart", "bare_refusal", self.bare_refusal, ("block", "silent"))
+        if self.bare_refusal != "block" and self.consult_style != "bare":
+            raise ValueError("warmstart.bare_refusal: silent needs warmstart.consult_style: bare")
         if self.slip_prob > 0 and self.query != "prefix":
             raise ValueError("warmstart.slip_prob needs warmstart.query: prefix (a step query cannot repair a slip)")
         _real("warmstart", "learning_rate", self.learning_rate, open_low=True)

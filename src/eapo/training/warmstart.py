@@ -83,7 +83,7 @@ def sample_pieces(question: str, rng: random.Random, cfg: WarmStartConfig, tags:
             j = rng.choice(own_before)
             slips[j] = chain_steps(question)[j][3] + rng.choice([d for d in range(-15, 16) if d])
     return ChainTask.solution_text(question, consult, refused_steps=refused, tags=tags, query=cfg.query, slips=slips,
-                                   style=cfg.consult_style)
+                                   style=cfg.consult_style, bare_refusal=cfg.bare_refusal)
 
 
 def build_examples(
@@ -136,7 +136,7 @@ def _cfg_identity(cfg: WarmStartConfig) -> dict[str, Any]:
     """The config as hashed: fields added later are left out while at their defaults, so
     warm starts cached before they existed keep their keys."""
     out = dataclasses.asdict(cfg)
-    for name, default in (("query", "step"), ("slip_prob", 0.0), ("consult_style", "block")):
+    for name, default in (("query", "step"), ("slip_prob", 0.0), ("consult_style", "block"), ("bare_refusal", "block")):
         if out[name] == default:
             del out[name]
     return out
