@@ -209,14 +209,14 @@ def test_slips_need_prefix_queries():
 
 
 def test_new_fields_at_their_defaults_keep_the_cached_key(tmp_path):
-    """Warm starts cached before `query`, `slip_prob` and `consult_style` existed keep their folder names."""
+    """Warm starts cached before `query`, `slip_prob`, `consult_style` and `bare_refusal` existed keep their folder names."""
     src = tmp_path / "p"
     src.mkdir()
     (src / "eapo_model.json").write_text(json.dumps({"key": "k", "spec": {}}))
     key = ws.warm_start_key(src, TASK, WarmStartConfig())
     payload = {"format": ws.FORMAT_VERSION, "source": {"tiny_model_key": "k", "spec": {}},
                "task": {k: v for k, v in dataclasses.asdict(TASK).items() if k != "oracle"},
-               "cfg": {k: v for k, v in dataclasses.asdict(WarmStartConfig()).items() if k not in ("query", "slip_prob", "consult_style")}}
+               "cfg": {k: v for k, v in dataclasses.asdict(WarmStartConfig()).items() if k not in ("query", "slip_prob", "consult_style", "bare_refusal")}}
     import hashlib
     assert key == hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
     assert ws.warm_start_key(src, TASK, WarmStartConfig(query="prefix")) != key
