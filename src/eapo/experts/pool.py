@@ -8,26 +8,19 @@ each by `timeout_s`, and turns every failure (timeout, exception, a reply of the
 type) into an `ExpertReply` with `error` set, which the rollout shows the policy as the
 "expert unavailable" observation. It never raises for an expert's sake.
 
-Routing decides which member answers which query. "mod" is the paper's rule (the i-th
-query of a turn goes to member i mod |pool|, EAPO.md §2); "round_robin" and "random" are
-ours. Only "round_robin" has state (a counter); it is saved and restored with the pool's
-`state_dict`, so a resumed run routes exactly as the uninterrupted one would have.
+Which member answers which query is `routing.py`'s business; what the calls cost is
+`accounting.py`'s. Their public names are re-exported here.
 
 What the pool does not do: decide whether a reply is accepted (the schedule's job), retry
 (a retry is a second draw the policy did not ask for), or cache. A network expert retries
 transport failures and caches replies itself (`openai_expert.py`), inside the pool's
 timeout.
 
-Accounting (`PoolStats`, `pool_metrics`): per member, calls, failures by cause, latency
-(mean, max, p50/p90/p99 over the calls since the last snapshot), prompt and completion
-tokens, and a cost estimate from per-member `Prices`. A member may also keep its own
-counters (retries, cache hits, circuit-breaker openings, ...) and hand them over through a
-`snapshot_and_reset() -> Mapping[str, number]` method; the pool folds them into the
-member's stats when it snapshots its own. `timeout_s` bounds the
-call itself; with `max_concurrency` set (a batched call takes one slot), time spent
-waiting for a free slot is not counted. An expert that blocks the event loop synchronously (a `time.sleep` inside
-`async def`) cannot be interrupted by anything in-process; experts run blocking work in a
-thread (`asyncio.to_thread`), as the Hugging Face expert does.
+`timeout_s` bounds the call itself; with `max_concurrency` set (a batched call takes one
+slot), time spent waiting for a free slot is not counted. An expert that blocks the event
+loop synchronously (a `time.sleep` inside `async def`) cannot be interrupted by anything
+in-process; experts run blocking work in a thread (`asyncio.to_thread`), as the Hugging
+Face expert does.
 """
 
 from __future__ import annotations
@@ -37,17 +30,16 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import logging
-import math
 import threading
 import time
 import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from eapo.experts.base import Expert, request_key, stable_hash, supports_batch
-from eapo.registry import Registry
+from eapo.experts.accounting import PoolStats, Prices, percentile, pool_metrics
+from eapo.experts.base import Expert, supports_batch
+from eapo.experts.routing import ROUTINGS, ModRouter, RandomRouter, RoundRobinRouter, Router
 from eapo.types import ExpertReply, ExpertRequest
 
 logger = logging.getLogger(__name__)
@@ -68,255 +60,6 @@ __all__ = [
 _MAX_ERROR_CHARS = 200
 _CANCEL_GRACE_S = 0.1
 T = TypeVar("T")
-
-
-# --------------------------------------------------------------------------- routing
-
-
-class Router(Protocol):
-    """Assigns each request of a round to a pool member (an index in `[0, n_members)`)."""
-
-    def route(
-        self, requests: Sequence[ExpertRequest], slots: Sequence[int], n_members: int
-    ) -> list[int]: ...
-
-    def state_dict(self) -> dict[str, Any]: ...
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
-
-
-# Factories take the pool's seed and return a fresh router.
-ROUTINGS: Registry[Callable[[int], Router]] = Registry("routing")
-
-
-@ROUTINGS.register("mod")
-class ModRouter:
-    """The paper's rule: the query in slot i of its turn goes to member i mod n. Stateless,
-    so K queries of one turn reach K distinct members whenever K <= n."""
-
-    def __init__(self, seed: int = 0) -> None:
-        del seed  # the rule draws nothing
-
-    def route(self, requests: Sequence[ExpertRequest], slots: Sequence[int], n_members: int) -> list[int]:
-        return [slot % n_members for slot in slots]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        pass
-
-
-@ROUTINGS.register("round_robin")
-class RoundRobinRouter:
-    """One counter across all calls: the j-th request the pool ever routes (in input order
-    within a call) goes to member j mod n, regardless of slots. Spreads load evenly even
-    when most turns ask a single query (which "mod" would send to member 0 every time).
-
-    Its state is the counter (`{"next": j}`); checkpoint it with the pool. Concurrent
-    `ask_many` calls from several threads each take a contiguous block of the sequence."""
-
-    def __init__(self, seed: int = 0) -> None:
-        del seed
-        self._next = 0
-        self._lock = threading.Lock()
-
-    def route(self, requests: Sequence[ExpertRequest], slots: Sequence[int], n_members: int) -> list[int]:
-        with self._lock:
-            start = self._next
-            self._next += len(requests)
-        return [(start + j) % n_members for j in range(len(requests))]
-
-    def state_dict(self) -> dict[str, Any]:
-        with self._lock:
-            return {"next": self._next}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        with self._lock:
-            self._next = int(state["next"])
-
-
-@ROUTINGS.register("random")
-class RandomRouter:
-    """A uniform draw per request, from a hash of the pool seed and `request.key` (the
-    caller's identity of the call: episode uid and query index), so it is reproducible,
-    independent of batch composition, and needs no shared RNG or state. A request without
-    a key is hashed on its content and slot instead."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-
-    def route(self, requests: Sequence[ExpertRequest], slots: Sequence[int], n_members: int) -> list[int]:
-        out = []
-        for request, slot in zip(requests, slots):
-            ident = request.key or f"{request_key(request)}\x1e{slot}"
-            out.append(stable_hash("route", self.seed, ident) % n_members)
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        pass
-
-
-# --------------------------------------------------------------------------- stats
-
-
-@dataclass(frozen=True)
-class Prices:
-    """What a member's tokens cost, in US dollars per million tokens (how providers quote
-    them). Zero for local experts; the estimate is only as good as these numbers.
-
-    >>> Prices(prompt_per_mtok=0.5, completion_per_mtok=2.0).cost(1_000_000, 250_000)
-    1.0
-    """
-
-    prompt_per_mtok: float = 0.0
-    completion_per_mtok: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("prompt_per_mtok", "completion_per_mtok"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"Prices.{name} must be a finite number >= 0 (USD per million tokens), got {value!r}")
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
-        return (prompt_tokens * self.prompt_per_mtok + completion_tokens * self.completion_per_mtok) / 1e6
-
-
-@dataclass
-class PoolStats:
-    """Counters for one pool member since the last `snapshot_and_reset`.
-
-    `latency_s` is summed over requests; a batched call counts its whole duration once per
-    request in it (the time each request waited). `latencies` keeps each request's latency
-    for the percentiles; failures count too (a timeout is time the rollout waited).
-    Failures are keyed by cause: the part of `error` before the first colon ("timeout",
-    "exception", "bad_reply", "http_429", ...). `counters` are the member's own (retries,
-    cache hits, ...), filled in by `ExpertPool.snapshot_and_reset`."""
-
-    name: str
-    calls: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
-    latency_s: float = 0.0
-    max_latency_s: float = 0.0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latencies: list[float] = field(default_factory=list)
-    counters: dict[str, float] = field(default_factory=dict)
-    prices: Prices = field(default_factory=Prices)
-
-    @property
-    def failed(self) -> int:
-        return sum(self.failures.values())
-
-    @property
-    def mean_latency_s(self) -> float:
-        return self.latency_s / self.calls if self.calls else 0.0
-
-    @property
-    def cost_usd(self) -> float:
-        return self.prices.cost(self.prompt_tokens, self.completion_tokens)
-
-    def latency_percentile(self, q: float) -> float:
-        """The q-quantile (0..1) of the calls' latencies, linearly interpolated; 0 with no calls."""
-        return percentile(self.latencies, q)
-
-    def record(self, reply: ExpertReply) -> None:
-        self.calls += 1
-        self.latency_s += reply.latency_s
-        self.max_latency_s = max(self.max_latency_s, reply.latency_s)
-        self.latencies.append(reply.latency_s)
-        self.prompt_tokens += reply.prompt_tokens
-        self.completion_tokens += reply.completion_tokens
-        if reply.error is not None:
-            cause = reply.error.split(":", 1)[0]
-            self.failures[cause] = self.failures.get(cause, 0) + 1
-
-    def snapshot_and_reset(self) -> PoolStats:
-        """Return a copy of the counters and zero them."""
-        snap = dataclasses.replace(self, failures=dict(self.failures), latencies=list(self.latencies),
-                                   counters=dict(self.counters))
-        self.calls = self.prompt_tokens = self.completion_tokens = 0
-        self.latency_s = self.max_latency_s = 0.0
-        self.failures = {}
-        self.latencies = []
-        self.counters = {}
-        return snap
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default), 0.0 for no values.
-
-    >>> percentile([4.0, 1.0, 3.0, 2.0], 0.5)
-    2.5
-    >>> percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.9)
-    4.6
-    """
-    if not 0.0 <= q <= 1.0:
-        raise ValueError(f"q must be in [0, 1], got {q}")
-    if not values:
-        return 0.0
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
-_QUANTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
-
-
-def pool_metrics(stats: Sequence[PoolStats], prefix: str = "experts") -> dict[str, float]:
-    """Flatten per-member stats into `{prefix}/{i}_{name}/...` metrics plus pool totals.
-    Members are keyed by index too because replicas of one model share a name.
-
-    Per member and for the pool: calls, failures (and `failures_<cause>`), latency mean,
-    max and `latency_p50_s`/`p90`/`p99`, prompt and completion tokens, `cost_usd`, and the
-    members' own counters (`retries`, `cache_hits`, ...), summed for the pool."""
-    out: dict[str, float] = {}
-    for i, s in enumerate(stats):
-        p = f"{prefix}/{i}_{s.name}"
-        out[f"{p}/calls"] = float(s.calls)
-        out[f"{p}/failures"] = float(s.failed)
-        out[f"{p}/mean_latency_s"] = s.mean_latency_s
-        out[f"{p}/max_latency_s"] = s.max_latency_s
-        for label, q in _QUANTILES:
-            out[f"{p}/latency_{label}_s"] = s.latency_percentile(q)
-        out[f"{p}/prompt_tokens"] = float(s.prompt_tokens)
-        out[f"{p}/completion_tokens"] = float(s.completion_tokens)
-        out[f"{p}/cost_usd"] = s.cost_usd
-        for cause, n in sorted(s.failures.items()):
-            out[f"{p}/failures_{cause}"] = float(n)
-        for name, n in sorted(s.counters.items()):
-            out[f"{p}/{name}"] = float(n)
-    calls = sum(s.calls for s in stats)
-    failed = sum(s.failed for s in stats)
-    out[f"{prefix}/calls"] = float(calls)
-    out[f"{prefix}/failures"] = float(failed)
-    out[f"{prefix}/failure_rate"] = failed / calls if calls else 0.0
-    out[f"{prefix}/mean_latency_s"] = sum(s.latency_s for s in stats) / calls if calls else 0.0
-    everything = [x for s in stats for x in s.latencies]
-    for label, q in _QUANTILES:
-        out[f"{prefix}/latency_{label}_s"] = percentile(everything, q)
-    out[f"{prefix}/prompt_tokens"] = float(sum(s.prompt_tokens for s in stats))
-    out[f"{prefix}/completion_tokens"] = float(sum(s.completion_tokens for s in stats))
-    out[f"{prefix}/cost_usd"] = sum(s.cost_usd for s in stats)
-    causes: dict[str, int] = defaultdict(int)
-    counters: dict[str, float] = defaultdict(float)
-    for s in stats:
-        for cause, n in s.failures.items():
-            causes[cause] += n
-        for name, n in s.counters.items():
-            counters[name] += n
-    for cause, n in sorted(causes.items()):
-        out[f"{prefix}/failures_{cause}"] = float(n)
-    for name, n in sorted(counters.items()):
-        out[f"{prefix}/{name}"] = float(n)
-    return out
-
-
-# --------------------------------------------------------------------------- pool
 
 
 class ExpertPool:
