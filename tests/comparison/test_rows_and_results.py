@@ -131,6 +131,28 @@ def test_finished_cells_are_reused_and_changed_ones_refused(tmp_path):
         run_cell(changed, spec, 0, tmp_path, policy="/nonexistent")
 
 
+def test_a_cell_saved_before_an_option_existed_is_still_reused(tmp_path):
+    """An upgrade that adds an option (at its default) must not disown finished cells; an
+    option the saved file sets but this version lacks, or sets otherwise, still refuses."""
+    import yaml
+
+    from eapo.comparison.rows import row_config as rc
+    from eapo.config import dump_yaml
+
+    cfg, spec = TrainConfig(), ROWS.get("self_rl")
+    d = cell_dir(tmp_path, "self_rl", 0)
+    d.mkdir(parents=True)
+    old = yaml.safe_load(dump_yaml(rc(cfg, spec, seed=0, output_dir=str(d))))
+    del old["rollout"]["bare_refusal"]  # as written before the option existed
+    (d / "cell_config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    (d / RESULT_FILE).write_text(json.dumps({"row": "self_rl", "seed": 0, "marker": 7}))
+    assert run_cell(cfg, spec, 0, tmp_path, policy="/nonexistent")["marker"] == 7
+    old["rollout"]["no_such_option"] = 1
+    (d / "cell_config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    with pytest.raises(FileExistsError, match="another configuration"):
+        run_cell(cfg, spec, 0, tmp_path, policy="/nonexistent")
+
+
 def test_plots_are_real_pngs(tmp_path):
     from eapo.comparison.plots import PLOTS, plot_all
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from eapo.comparison.rows import ROWS, RowSpec, row_config
-from eapo.config import dump_yaml, from_dict, to_dict
+from eapo.config import ConfigError, dump_yaml, from_dict, load_yaml, to_dict
 from eapo.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,17 @@ def _read_val(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _config_matches(run_dir: Path, cfg: TrainConfig) -> bool:
+    """Whether a cell folder was run with `cfg`. Compared as configurations, not as text: a
+    cell saved before an option existed has no key for it and reads back with its default,
+    so upgrading eapo does not disown finished cells; a key this version does not know is a
+    mismatch."""
     saved = run_dir / "cell_config.yaml"
-    return not saved.exists() or saved.read_text() == dump_yaml(cfg)
+    if not saved.exists():
+        return True
+    try:
+        return load_yaml(TrainConfig, saved) == cfg
+    except ConfigError:
+        return False
 
 
 def run_cell(cfg: TrainConfig, spec: RowSpec, seed: int, out: Path, policy: str) -> dict[str, Any]:
