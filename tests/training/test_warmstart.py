@@ -325,3 +325,28 @@ def test_silent_refusal_needs_bare_consultations():
         ChainTask.solution_text("47+38", frozenset({0}), bare_refusal="silent")
     assert ws._cfg_identity(WarmStartConfig()) == ws._cfg_identity(WarmStartConfig(bare_refusal="block"))
     assert "bare_refusal" in ws._cfg_identity(WarmStartConfig(consult_style="bare", bare_refusal="silent"))
+
+
+@pytest.mark.parametrize("warm, roll, match", [
+    ({}, {"consult_style": "bare"}, "consult_style"),
+    ({"consult_style": "bare"}, {}, "consult_style"),
+    ({"consult_style": "bare"}, {"consult_style": "bare", "bare_refusal": "silent"}, "bare_refusal"),
+])
+def test_a_warm_start_in_another_layout_than_rl_is_refused_before_it_runs(tmp_path, monkeypatch, warm, roll, match):
+    """Building the warm start here with demonstrations in another consultation layout than
+    the rollout's is refused before any training; a given `--model` is not checked."""
+    from eapo.config import ConfigError
+    from eapo.training import compare
+    from eapo.training.config import TrainConfig
+
+    cfg = TrainConfig(warmstart=dataclasses.replace(TrainConfig().warmstart, **warm),
+                      rollout=dataclasses.replace(TrainConfig().rollout, **roll))
+    monkeypatch.setattr("eapo.models.build.ensure_tiny_models", lambda cache: {"policy": tmp_path / "tiny"})
+    monkeypatch.setattr("eapo.training.warmstart.warm_start", lambda *a: pytest.fail("the warm start ran"))
+    with pytest.raises(ConfigError, match=match):
+        compare.prepare_policy(cfg, None, tmp_path)
+    assert compare.prepare_policy(cfg, str(tmp_path / "given"), tmp_path) == str(tmp_path / "given")
+    ok = dataclasses.replace(cfg, warmstart=dataclasses.replace(cfg.warmstart, consult_style=cfg.rollout.consult_style,
+                                                                bare_refusal=cfg.rollout.bare_refusal))
+    monkeypatch.setattr("eapo.training.warmstart.warm_start", lambda *a: tmp_path / "ws")
+    assert compare.prepare_policy(ok, None, tmp_path) == str(tmp_path / "ws")

@@ -37,9 +37,28 @@ def prepare_policy(cfg: TrainConfig, model: str | None, cache_dir: Path | None) 
     tiny = ensure_tiny_models(cache_dir)["policy"]
     if cfg.warmstart.steps == 0:
         return str(tiny)
+    _check_demonstrations_match(cfg)
     # The RL task is passed so that its validation and test questions never appear in the
     # warm-start data (which draws its own chains of warmstart.min_len..max_len).
     return str(warm_start(tiny, (cache_dir or default_cache_dir()) / "warmstarts", build_task(cfg), cfg.warmstart))
+
+
+def _check_demonstrations_match(cfg: TrainConfig) -> None:
+    """A warm start teaches one consultation layout; RL in another would start the policy
+    on text it has never seen (a bare tag where it learned blocks), and it would look like
+    EAPO failing rather than a setting mismatch. Only checked when the warm start is built
+    here: a `--model` may have been warm-started any way."""
+    from eapo.config import ConfigError
+
+    ws, ro = cfg.warmstart, cfg.rollout
+    if ws.consult_style != ro.consult_style:
+        raise ConfigError(
+            f"warmstart.consult_style is {ws.consult_style!r} but rollout.consult_style is {ro.consult_style!r}: "
+            "the warm start would teach another consultation layout than RL uses; set both the same")
+    if ro.consult_style == "bare" and ws.bare_refusal != ro.bare_refusal:
+        raise ConfigError(
+            f"warmstart.bare_refusal is {ws.bare_refusal!r} but rollout.bare_refusal is {ro.bare_refusal!r}: "
+            "set both the same")
 
 
 def evaluate_base(cfg: TrainConfig, policy: str, out: Path) -> dict[str, float]:
