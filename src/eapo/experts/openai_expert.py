@@ -40,34 +40,38 @@ What it does, and why:
   and never falls back to `OPENAI_API_KEY`, so a key meant for a provider cannot leak to
   a local server by accident.
 
-Event loops: the pool runs each consultation round on a fresh event loop
-(`ExpertPool.ask_many_sync`), but an HTTP connection pool belongs to one loop. So this
-expert owns one background thread with its own loop, where its client, semaphore and
-breaker live for its whole life (connections are reused across rounds); `ask` hands the
-call to that loop and awaits it, and cancelling `ask` (the pool's timeout) cancels the
-call there. `close()` stops the thread; it is a daemon, so forgetting it costs nothing
-at exit.
+Event loops: the expert's client, semaphore and breaker live on a background loop of its
+own (`openai_transport.py` says why); `ask` hands the call to that loop and awaits it,
+and cancelling `ask` (the pool's timeout) cancels the call there. `close()` stops the
+thread; forgetting it costs nothing at exit.
 
 The message format (problem, optional transcript, query) is `eapo.experts.messages`; the
-retry and circuit-breaker policies are `eapo.experts.resilience`.
+retry and circuit-breaker policies are `eapo.experts.resilience`; the HTTP client, the
+background loop and the naming of failures are `eapo.experts.openai_transport`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import json
 import logging
 import os
 import re
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from eapo.experts.base import EXPERTS, keyed_rng, request_key, stable_hash
 from eapo.experts.messages import DEFAULT_SYSTEM_PROMPT, build_messages
+from eapo.experts.openai_transport import (
+    ResponseTooLarge,
+    _classify,
+    _client_maker,
+    _Failure,
+    _LoopThread,
+    _short,
+)
 from eapo.experts.reply_cache import CachedReply, ReplyCache, cache_key
 from eapo.experts.resilience import BreakerPolicy, CircuitBreaker, RetryPolicy, parse_retry_after
 from eapo.types import ExpertReply, ExpertRequest
@@ -76,111 +80,11 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["BreakerPolicy", "CircuitBreaker", "OpenAIExpert", "ResponseTooLarge", "RetryPolicy", "parse_retry_after"]
 
-T = TypeVar("T")
-_MAX_DETAIL = 160
 _PLACEHOLDER_KEY = "EMPTY"
 MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens")
 
 
-# --------------------------------------------------------------------------- transport
-
-
-class ResponseTooLarge(Exception):
-    """A response body went over the configured limit while it was being read."""
-
-
-def _httpx() -> Any:
-    """The HTTP library under the installed `openai`: httpx2 (openai 3) or httpx (openai 1-2)."""
-    try:
-        import httpx2
-    except ImportError:  # pragma: no cover - depends on the installed openai
-        import httpx as httpx2
-    return httpx2
-
-
-def _capped_transport(limit: int, max_connections: int) -> Any:
-    """An httpx transport that stops reading a response body at `limit` bytes."""
-    httpx2 = _httpx()
-
-    class _CappedStream(httpx2.AsyncByteStream):
-        def __init__(self, inner: Any) -> None:
-            self.inner, self.seen = inner, 0
-
-        async def __aiter__(self):  # type: ignore[override]
-            async for chunk in self.inner:
-                self.seen += len(chunk)
-                if self.seen > limit:
-                    raise ResponseTooLarge(f"response body over {limit} bytes")
-                yield chunk
-
-        async def aclose(self) -> None:
-            await self.inner.aclose()
-
-    class _CappedTransport(httpx2.AsyncBaseTransport):
-        def __init__(self) -> None:
-            limits = httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-            self.inner = httpx2.AsyncHTTPTransport(limits=limits)
-
-        async def handle_async_request(self, request: Any) -> Any:
-            response = await self.inner.handle_async_request(request)
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                await response.aclose()
-                raise ResponseTooLarge(f"response body of {declared} bytes, over {limit}")
-            return httpx2.Response(status_code=response.status_code, headers=response.headers,
-                                   stream=_CappedStream(response.stream), extensions=response.extensions)
-
-        async def aclose(self) -> None:
-            await self.inner.aclose()
-
-    return _CappedTransport()
-
-
-class _LoopThread:
-    """One event loop on a daemon thread, started on first use."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, coro: Awaitable[T]) -> concurrent.futures.Future[T]:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name=self.name, daemon=True)
-                thread.start()
-                self._loop, self._thread = loop, thread
-            return asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
-
-    def in_loop(self) -> bool:
-        return self._thread is not None and threading.current_thread() is self._thread
-
-    def stop(self, last: Callable[[], Awaitable[None]] | None = None, timeout_s: float = 5.0) -> None:
-        with self._lock:
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        if last is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(last(), loop).result(timeout_s)  # type: ignore[arg-type]
-            except Exception as e:  # closing must not fail a caller that is done with the expert
-                logger.debug("ignored while closing %s: %s: %s", self.name, type(e).__name__, e)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout_s)
-        if not thread.is_alive():
-            loop.close()
-
-
 # --------------------------------------------------------------------------- the expert
-
-
-class _Failure(Exception):
-    def __init__(self, cause: str, detail: str, *, retryable: bool = False, retry_after: float | None = None):
-        super().__init__(f"{cause}: {detail}")
-        self.cause, self.detail, self.retryable, self.retry_after = cause, detail, retryable, retry_after
 
 
 class OpenAIExpert:
@@ -432,61 +336,6 @@ class OpenAIExpert:
         level = logging.DEBUG if failure.cause in ("circuit_open",) else logging.INFO
         logger.log(level, "expert %s (%s) failed: %s", self.name, self.base_url, failure)
         return ExpertReply(text="", expert=self.name, error=str(failure))
-
-
-def _client_maker(api_key: str, base_url: str, timeout_s: float, max_response_bytes: int,
-                  max_connections: int) -> Callable[[], Any]:
-    """A factory of the expert's `openai.AsyncOpenAI` client (call it on the loop that will
-    use the client). The client's own retries are off: ours are counted and bounded."""
-
-    def make() -> Any:
-        import openai
-
-        http = _httpx().AsyncClient(transport=_capped_transport(max_response_bytes, max_connections),
-                                  timeout=timeout_s, follow_redirects=True)
-        return openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout_s,
-                                  http_client=http)
-
-    return make
-
-
-def _classify(exc: BaseException, budget: float) -> _Failure:
-    """Name what went wrong with one attempt, and whether another attempt may help."""
-    import openai
-
-    if isinstance(exc, (TimeoutError, openai.APITimeoutError)):
-        return _Failure("timeout", f"no reply within {budget:.3g}s", retryable=True)
-    chain = _causes(exc)
-    too_large = next((e for e in chain if isinstance(e, ResponseTooLarge)), None)
-    if too_large is not None:
-        return _Failure("too_large", str(too_large))
-    if isinstance(exc, openai.APIStatusError):
-        code = exc.status_code
-        retry_after = parse_retry_after(exc.response.headers) if code in (429, 503) else None
-        retryable = code in (408, 429) or code >= 500
-        return _Failure(f"http_{code}", _short(exc.message), retryable=retryable, retry_after=retry_after)
-    if isinstance(exc, openai.APIConnectionError):
-        root = chain[-1]
-        return _Failure("connection", f"{type(root).__name__}: {_short(str(root))}", retryable=True)
-    if isinstance(exc, json.JSONDecodeError) or any(isinstance(e, json.JSONDecodeError) for e in chain):
-        return _Failure("bad_json", _short(str(exc)))
-    return _Failure("exception", f"{type(exc).__name__}: {_short(str(exc))}")
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    out, seen = [exc], {id(exc)}
-    while True:
-        nxt = out[-1].__cause__ or out[-1].__context__
-        if nxt is None or id(nxt) in seen:
-            return out
-        out.append(nxt)
-        seen.add(id(nxt))
-
-
-def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = text.replace("\n", " ")
-    return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."
 
 
 @EXPERTS.register("openai")
