@@ -123,9 +123,11 @@ def test_episodes_through_verls_server_interface(tok):
         first = next((c.reply for c in ep.calls if c.accepted), None)
         assert ep.reward == (1.0 if first == "42" else 0.1)
     # verl's temperature is kept (it recomputes log-probs at it); our limits and stops are added
-    req = server.requests[0]
+    # (the eight episodes run in threads, so requests arrive in any order)
+    assert {r["request_id"] for r in server.requests} == {f"s4-p0-{n}" for n in range(8)}
+    req = next(r for r in server.requests if r["request_id"] == "s4-p0-0")
     assert req["temperature"] == 0.7 and req["max_tokens"] == 40 and req["logprobs"] is True
-    assert tok.eos_token_id in req["stop_token_ids"] and req["request_id"] == "s4-p0-0"
+    assert tok.eos_token_id in req["stop_token_ids"]
 
 
 def test_episode_output_is_cut_to_verls_response_length(tok):
@@ -184,6 +186,12 @@ def test_consult_handler_gates_at_the_step_and_asks_at_once():
                                        step=20, validate=False))
     assert m["rho"] == 0.05
     assert m["accepted"] == sum(gate.decide("s20-e", q, 3 + j, 0.05)[0] for j, q in enumerate("abc"))
+
+
+def test_the_consult_tool_refuses_bare_consultations():
+    bare = dataclasses.replace(cfg(), rollout=dataclasses.replace(cfg().rollout, consult_style="bare"))
+    with pytest.raises(ValueError, match="agent loop"):
+        ConsultHandler(bare, None)
 
 
 def test_open_consulting_needs_experts():

@@ -330,6 +330,11 @@ class ConsultHandler:
     the episode and the normalised question), ask the accepted ones at once, render."""
 
     def __init__(self, cfg: VerlEAPOConfig, pool: ExpertPool | None) -> None:
+        if cfg.rollout.consult_style != "block":
+            # a tool call carries explicit queries and gets a block back; a bare consultation
+            # has neither, so only the agent loop (our engine) can run one
+            raise ValueError(f"rollout.consult_style {cfg.rollout.consult_style!r} needs verl's agent loop "
+                             "(agent_name eapo_agent); the consult tool handles block consultations only")
         self.cfg = cfg
         self.pool = pool
         self.gate = AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity)
