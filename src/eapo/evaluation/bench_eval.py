@@ -8,18 +8,12 @@ rendered with the model's chat template once, later turns are token ids). Modes:
     reply accepted (rho = 1), experts from an `experts:` YAML section
     (`eapo.evaluation.workflow`).
 Each problem is rolled out `n` times at `temperature`, plus once greedily with `greedy`.
-Answers are scored by the benchmark's scorer; math benchmarks also accept a final
-`\\boxed{}`; code benchmarks (HumanEval) ask for the whole function
-(`eapo.evaluation.prompts`), read the answer back into the completion the original
-harness runs (`eapo.rewards.code.completion_from_answer`; a fenced block in the policy's
-own final text counts when it wrote no answer block and ended its text itself, as a final
-`\\boxed{}` does for math) and run the benchmark's tests in the sandbox.
+Math benchmarks also accept a final `\\boxed{}`; code benchmarks (HumanEval) ask for the
+whole function (`eapo.evaluation.prompts`). How episodes are scored and recorded, and how
+the records are summarised: `eapo.evaluation.records`.
 
-Output (`eapo.evaluation.itemstore`): `items.jsonl`, one line per episode in the form of
-`eapo score`'s items (`id`, `sample`, `extracted`, `score`, `reason`) plus the answer and
-the behaviour (consults, expert calls and tokens, turns, policy tokens); `summary.json`
-with avg@n, unbiased pass@k, variance, greedy accuracy and behaviour means, computed from
-the items; `eval_config.json`, the identity of the evaluation.
+Output (`eapo.evaluation.itemstore`): `items.jsonl`, one record per episode; `summary.json`,
+the summary of the records; `eval_config.json`, the identity of the evaluation.
 
 Resuming: problems are processed in fixed blocks of `batch_size // n` consecutive problems
 (by position in the benchmark), each block's episodes in one generation batch. Sampling
@@ -45,7 +39,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,12 +49,9 @@ from eapo.config import to_dict
 from eapo.evaluation.benchmarks import BenchmarkSpec, benchmark_path, builtin_task, load_benchmark, resolve_spec
 from eapo.evaluation.evaluate import LOCK_CHOICES, LOCKS
 from eapo.evaluation.itemstore import ItemStore
-from eapo.evaluation.metrics import summarize
 from eapo.evaluation.prompts import eval_problem
+from eapo.evaluation.records import _mean, _Scorer, episode_record, summarize_records
 from eapo.progress import progress
-from eapo.rewards.code import completion_from_answer, fenced_code, score_humaneval
-from eapo.rewards.reward import composite_reward
-from eapo.rewards.scorers import SCORERS, ScoreResult
 from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.config import RolloutConfig
 from eapo.rollout.engine import RolloutEngine
@@ -183,127 +173,6 @@ def identity(cfg: BenchEvalConfig, spec: BenchmarkSpec) -> dict[str, Any]:
         "rollout": to_dict(rollout),
         "code_timeout_s": cfg.code_timeout_s if spec.scorer == "code" else None,
     }
-
-
-# --------------------------------------------------------------------------- scoring
-
-
-def _final_policy_text(ep: Episode, tokenizer: Any) -> str:
-    """The policy's own text after the last observation (mask-1 tokens only)."""
-    i = len(ep.loss_mask)
-    while i > 0 and ep.loss_mask[i - 1] == 1:
-        i -= 1
-    return tokenizer.decode(ep.completion_ids[i:], skip_special_tokens=True)
-
-
-class _Scorer:
-    """Scores episodes of one benchmark: `(ScoreResult, extra record fields)` each."""
-
-    def __init__(self, spec: BenchmarkSpec, problems: Sequence[Problem], tokenizer: Any, cfg: BenchEvalConfig) -> None:
-        self.code = spec.scorer == "code"
-        self.tokenizer = tokenizer
-        self.timeout_s = cfg.code_timeout_s
-        self.workers = cfg.code_workers
-        self.by_id = {p.id: p for p in problems}
-        if self.code:
-            missing = [p.id for p in problems if "test" not in p.meta or "entry_point" not in p.meta]
-            if missing:
-                raise ValueError(f"scorer 'code' needs `test` and `entry_point` fields; missing for {missing[:3]}")
-        else:
-            self.fn = SCORERS.get(spec.scorer)
-
-    def __call__(self, episodes: Sequence[Episode]) -> list[tuple[ScoreResult, dict[str, Any]]]:
-        if not self.code:
-            return [(self.fn(ep.answer, ep.gold or ""), {}) for ep in episodes]
-        with ThreadPoolExecutor(self.workers) as pool:
-            return list(pool.map(self._code, episodes))
-
-    def _code(self, ep: Episode) -> tuple[ScoreResult, dict[str, Any]]:
-        p = self.by_id[ep.problem_id]
-        problem = {"prompt": p.question, **p.meta}
-        answer, source = ep.answer, "answer"
-        if answer is None and ep.stop_reason == "eos":
-            answer, source = fenced_code(_final_policy_text(ep, self.tokenizer)), "fence"
-        completion, form = completion_from_answer(answer, problem)
-        result = score_humaneval(completion, problem, timeout_s=self.timeout_s)
-        return result, {"code_form": form, "answer_source": source if completion else None}
-
-
-# --------------------------------------------------------------------------- records
-
-
-def episode_record(ep: Episode, mode: str, sample: int | None, result: ScoreResult, *, code: bool) -> dict[str, Any]:
-    """One line of items.jsonl. `expert_calls` are the queries sent to an expert (accepted
-    by the schedule; a failed call counts), `expert_tokens` their prompt + completion tokens."""
-    calls = ep.calls
-    sent = [c for c in calls if c.reason == "accepted" or c.reason.startswith("expert_error")]
-    well_formed = ep.well_formed
-    reward, _ = composite_reward(result.score, well_formed, ep.consults, 0.0)
-    prompt_tokens = sum(c.prompt_tokens for c in sent)
-    completion_tokens = sum(c.completion_tokens for c in sent)
-    return {
-        "id": ep.problem_id,
-        "mode": mode,
-        "sample": sample,  # None for the greedy episode
-        "greedy": sample is None,
-        "extracted": result.extracted,  # for code: the completion that was run
-        "score": result.score,
-        "reason": result.reason,
-        "answer": ep.answer,
-        "gold": None if code else ep.gold,
-        "reward": reward,
-        "well_formed": well_formed,
-        "consults": ep.consults,
-        "queries": len(calls),
-        "expert_calls": len(sent),
-        "accepted_calls": ep.accepted_calls,
-        "expert_prompt_tokens": prompt_tokens,
-        "expert_completion_tokens": completion_tokens,
-        "expert_tokens": prompt_tokens + completion_tokens,
-        "observation_tokens": ep.observation_tokens,
-        "turns": len(ep.turns),
-        "policy_tokens": ep.policy_tokens,
-        "stop_reason": ep.stop_reason,
-        "uid": ep.uid,
-    }
-
-
-def _mean(xs: Sequence[float]) -> float:
-    return math.fsum(xs) / len(xs) if xs else 0.0
-
-
-def summarize_records(records: Sequence[Mapping[str, Any]], problem_ids: Sequence[str], modes: Sequence[str],
-                      ks: Sequence[int]) -> dict[str, float]:
-    """Metrics per mode, prefixed `eval/` (one mode) or `eval_<mode>/`. avg@n, pass@k, var
-    and the behaviour means are over the sampled episodes; `greedy_acc` over the greedy
-    ones; `*_total` over all episodes (the cost of the evaluation)."""
-    wanted = set(problem_ids)
-    out: dict[str, float] = {}
-    for mode in modes:
-        mine = [r for r in records if r["mode"] == mode and r["id"] in wanted]
-        sampled = [r for r in mine if not r["greedy"]]
-        greedy = [r for r in mine if r["greedy"]]
-        scores: dict[str, list[float]] = {pid: [] for pid in problem_ids}
-        for r in sampled:
-            scores[r["id"]].append(float(r["score"]))
-        m = summarize(scores, ks)
-        m.update({
-            "consult_attempts": _mean([r["consults"] for r in sampled]),
-            "consult_rate": _mean([float(r["consults"] > 0) for r in sampled]),
-            "expert_calls": _mean([r["expert_calls"] for r in sampled]),
-            "expert_tokens": _mean([r["expert_tokens"] for r in sampled]),
-            "turns": _mean([r["turns"] for r in sampled]),
-            "policy_tokens": _mean([r["policy_tokens"] for r in sampled]),
-            "answered": _mean([float(r["stop_reason"] == "answer") for r in sampled]),
-            "well_formed": _mean([float(r["well_formed"]) for r in sampled]),
-            "expert_calls_total": float(sum(r["expert_calls"] for r in mine)),
-            "expert_tokens_total": float(sum(r["expert_tokens"] for r in mine)),
-        })
-        if greedy:
-            m["greedy_acc"] = _mean([float(r["score"]) for r in greedy])
-        prefix = "eval/" if len(modes) == 1 else f"eval_{mode}/"
-        out.update({prefix + k: float(v) for k, v in m.items()})
-    return out
 
 
 # --------------------------------------------------------------------------- the run
