@@ -3,8 +3,8 @@
 Why: the comparison evaluates each cell once, expert-free with the consult tag forbidden.
 To tell "the policy got worse" from "the policy got worse *in this context*", the same
 final weights are evaluated under another lock, another turn budget, or WITH the experts
-(rho = 1, as the workflow row is). docs/RESULTS.md ("Help that works, skill that does not
-transfer") uses it.
+(rho = 1, as the workflow row is). docs/RESULTS.md ("Stronger help, and why the skill it
+trains does not transfer") uses it.
 
     .venv/bin/python benchmarks/eval_cell.py runs/compare-step05/eapo/seed-0 --with-experts
     .venv/bin/python benchmarks/eval_cell.py runs/compare-step05/eapo/seed-0 --lock refuse --turns 10
@@ -27,15 +27,13 @@ def main() -> None:
     ap.add_argument("--with-experts", action="store_true", help="evaluate with the cell's experts, every reply accepted")
     a = ap.parse_args()
 
-    import yaml
-
-    from eapo.config import from_dict
+    from eapo.config import load_yaml
     from eapo.models.build import load_policy
     from eapo.training.config import TrainConfig
     from eapo.training.run import build_pool, build_task, evaluate_expert_free, with_task_settings
 
     cfg_file = a.cell / "config.yaml" if (a.cell / "config.yaml").exists() else a.cell / "cell_config.yaml"
-    cfg = from_dict(TrainConfig, yaml.safe_load(cfg_file.read_text()))
+    cfg = load_yaml(TrainConfig, cfg_file)
     if a.lock:
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, lock=a.lock))
     if a.turns:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eapo.rewards.reward import RewardConfig
-from eapo.rollout.config import RolloutConfig
+from eapo.rollout.config import BARE_REFUSALS, CONSULT_STYLES, RolloutConfig
 from eapo.schedules.acceptance import AcceptanceConfig
 from eapo.schedules.budget import TurnBudgetConfig
 from eapo.schedules.penalty import PenaltyConfig
@@ -282,10 +282,10 @@ class WarmStartConfig:
         _int("warmstart", "steps", self.steps, low=0)
         _one_of("warmstart", "query", self.query, ("step", "prefix"))
         _real("warmstart", "slip_prob", self.slip_prob, 0.0, 1.0)
-        _one_of("warmstart", "consult_style", self.consult_style, ("block", "bare"))
+        _one_of("warmstart", "consult_style", self.consult_style, CONSULT_STYLES)
         if self.consult_style == "bare" and self.query != "step":
             raise ValueError("warmstart.consult_style bare asks no explicit question: warmstart.query must be step")
-        _one_of("warmstart", "bare_refusal", self.bare_refusal, ("block", "silent"))
+        _one_of("warmstart", "bare_refusal", self.bare_refusal, BARE_REFUSALS)
         if self.bare_refusal != "block" and self.consult_style != "bare":
             raise ValueError("warmstart.bare_refusal: silent needs warmstart.consult_style: bare")
         if self.slip_prob > 0 and self.query != "prefix":

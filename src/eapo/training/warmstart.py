@@ -71,7 +71,7 @@ def encode_pieces(tokenizer: Any, question: str, pieces: list[tuple[str, bool]])
 
 def sample_pieces(question: str, rng: random.Random, cfg: WarmStartConfig, tags: Tags) -> list[tuple[str, bool]]:
     """One worked solution with consultations and refusals drawn per step."""
-    n = len(ChainTask.solution_text(question, tags=tags)) - 1  # steps = pieces minus the answer
+    n = len(chain_steps(question))
     consult = frozenset(i for i in range(n) if rng.random() < cfg.consult_prob)
     refused = frozenset(i for i in sorted(consult) if rng.random() < cfg.refusal_prob)
     slips: dict[int, int] = {}
@@ -132,12 +132,16 @@ def _source_identity(policy_path: Path) -> dict[str, Any]:
     return {"path": str(policy_path.resolve()), "files": [(p.name, p.stat().st_size) for p in files]}
 
 
+_LATER_FIELDS = ("query", "slip_prob", "consult_style", "bare_refusal")  # added after format 2 caches existed
+
+
 def _cfg_identity(cfg: WarmStartConfig) -> dict[str, Any]:
     """The config as hashed: fields added later are left out while at their defaults, so
     warm starts cached before they existed keep their keys."""
     out = dataclasses.asdict(cfg)
-    for name, default in (("query", "step"), ("slip_prob", 0.0), ("consult_style", "block"), ("bare_refusal", "block")):
-        if out[name] == default:
+    defaults = {f.name: f.default for f in dataclasses.fields(WarmStartConfig)}
+    for name in _LATER_FIELDS:
+        if out[name] == defaults[name]:
             del out[name]
     return out
 
