@@ -16,16 +16,12 @@ from typing import Any
 
 import torch
 
-from eapo.evaluation.metrics import summarize
+from eapo.evaluation.metrics import mean, summarize
 from eapo.rollout.engine import RolloutEngine
 from eapo.schedules.gate import AcceptanceGate
 from eapo.types import Episode, Problem
 
 log = logging.getLogger(__name__)
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else 0.0
 
 
 def _record(ep: Episode, sample: int | None) -> dict[str, Any]:
@@ -85,17 +81,17 @@ def evaluate_with_experts(cfg: Any, model: Any, tokenizer: Any, problems: list[P
         scores[ep.problem_id].append(ep.score)
     m = summarize(scores, tuple(e.k))
     m.update({
-        "consult_attempts": _mean([ep.consults for ep in sampled]),
-        "consult_rate": _mean([float(ep.consults > 0) for ep in sampled]),
-        "expert_calls": _mean([float(ep.accepted_calls) for ep in sampled]),
-        "expert_tokens": _mean([float(r["expert_tokens"]) for r in records if not r["greedy"]]),
-        "turns": _mean([len(ep.turns) for ep in sampled]),
-        "policy_tokens": _mean([ep.policy_tokens for ep in sampled]),
-        "answered": _mean([float(ep.stop_reason == "answer") for ep in sampled]),
-        "well_formed": _mean([float(ep.well_formed) for ep in sampled]),
+        "consult_attempts": mean([ep.consults for ep in sampled]),
+        "consult_rate": mean([float(ep.consults > 0) for ep in sampled]),
+        "expert_calls": mean([float(ep.accepted_calls) for ep in sampled]),
+        "expert_tokens": mean([float(r["expert_tokens"]) for r in records if not r["greedy"]]),
+        "turns": mean([len(ep.turns) for ep in sampled]),
+        "policy_tokens": mean([ep.policy_tokens for ep in sampled]),
+        "answered": mean([float(ep.stop_reason == "answer") for ep in sampled]),
+        "well_formed": mean([float(ep.well_formed) for ep in sampled]),
     })
     if greedy_eps:
-        m["greedy_acc"] = _mean([ep.score for ep in greedy_eps])
+        m["greedy_acc"] = mean([ep.score for ep in greedy_eps])
     log.info("workflow eval (experts open, rho=1) problems=%d n=%d avg@n=%.4f expert calls/episode=%.2f",
              len(problems), e.n, m["avg@n"], m["expert_calls"])
     return {f"eval/{k}": float(v) for k, v in m.items()}, records

@@ -49,8 +49,9 @@ from eapo.config import to_dict
 from eapo.evaluation.benchmarks import BenchmarkSpec, benchmark_path, builtin_task, load_benchmark, resolve_spec
 from eapo.evaluation.evaluate import LOCK_CHOICES, LOCKS
 from eapo.evaluation.itemstore import ItemStore
+from eapo.evaluation.metrics import mean
 from eapo.evaluation.prompts import eval_problem
-from eapo.evaluation.records import _mean, _Scorer, episode_record, summarize_records
+from eapo.evaluation.records import _Scorer, episode_record, summarize_records
 from eapo.progress import progress
 from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.config import RolloutConfig
@@ -298,7 +299,7 @@ def evaluate_benchmark(
             store.clear_summary()
         with torch.no_grad(), progress(total=len(problems), description=f"eval {spec.name}", initial=resumed) as bar:
             if scored:
-                bar.note(f"avg@n={_mean(scored):.3f}")
+                bar.note(f"avg@n={mean(scored):.3f}")
             done = resumed
             for block, skip in zip(blocks, done_blocks):
                 if skip:
@@ -311,7 +312,7 @@ def evaluate_benchmark(
                 scored += [float(r["score"]) for r in records if r["mode"] == first and not r["greedy"]]
                 done += len(block)
                 bar.advance(len(block))
-                bar.note(f"avg@n={_mean(scored):.3f}")
+                bar.note(f"avg@n={mean(scored):.3f}")
                 if on_block is not None:
                     on_block(done, len(problems))
     finally:

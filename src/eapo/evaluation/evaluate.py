@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from eapo.evaluation.metrics import summarize
+from eapo.evaluation.metrics import mean, summarize
 from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.config import RolloutConfig
 from eapo.rollout.engine import RolloutEngine
@@ -56,10 +56,6 @@ class EvalResult:
 
     metrics: dict[str, float]
     records: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _mean(xs: Sequence[float]) -> float:
-    return sum(xs) / len(xs) if xs else 0.0
 
 
 def _record(ep: Episode, lock: str, sample: int | None) -> dict[str, Any]:
@@ -107,12 +103,12 @@ def _evaluate_lock(backend: GenerationBackend, tokenizer: Any, problems: Sequenc
         scores[ep.problem_id].append(ep.score)
     metrics = summarize(scores, ks)
     metrics.update({
-        "consult_attempts": _mean([ep.consults for ep in sampled]),
-        "consult_rate": _mean([float(ep.consults > 0) for ep in sampled]),
-        "turns": _mean([len(ep.turns) for ep in sampled]),
-        "policy_tokens": _mean([ep.policy_tokens for ep in sampled]),
-        "answered": _mean([float(ep.stop_reason == "answer") for ep in sampled]),
-        "well_formed": _mean([float(ep.well_formed) for ep in sampled]),
+        "consult_attempts": mean([ep.consults for ep in sampled]),
+        "consult_rate": mean([float(ep.consults > 0) for ep in sampled]),
+        "turns": mean([len(ep.turns) for ep in sampled]),
+        "policy_tokens": mean([ep.policy_tokens for ep in sampled]),
+        "answered": mean([float(ep.stop_reason == "answer") for ep in sampled]),
+        "well_formed": mean([float(ep.well_formed) for ep in sampled]),
     })
 
     if greedy:
@@ -120,7 +116,7 @@ def _evaluate_lock(backend: GenerationBackend, tokenizer: Any, problems: Sequenc
                                       scorer=scorer, seed=seed)
         jobs = [(p, f"eval-{p.id}-greedy") for p in problems]
         greedy_eps = _roll(greedy_engine, jobs, batch_size=batch_size, step=step, turn_budget=turn_budget)
-        metrics["greedy_acc"] = _mean([ep.score for ep in greedy_eps])
+        metrics["greedy_acc"] = mean([ep.score for ep in greedy_eps])
         records += [_record(ep, lock, None) for ep in greedy_eps]
     return metrics, records
 

@@ -64,8 +64,10 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - miss
 
 
-def _mean(xs: Sequence[float]) -> float:
-    return math.fsum(xs) / len(xs)
+def mean(xs: Sequence[float]) -> float:
+    """The exactly rounded mean (`math.fsum`), 0.0 for no values: the one mean of every
+    per-episode rate in the evaluation and comparison reports."""
+    return math.fsum(xs) / len(xs) if xs else 0.0
 
 
 def summarize(correct: Mapping[str, Sequence[float]], ks: Sequence[int]) -> dict[str, float]:
@@ -107,15 +109,15 @@ def summarize(correct: Mapping[str, Sequence[float]], ks: Sequence[int]) -> dict
         xs = [float(s) for s in scores]
         if any(not 0.0 <= x <= 1.0 for x in xs):
             raise ValueError(f"scores must be in [0, 1], got {xs}")
-        mu = _mean(xs)
+        mu = mean(xs)
         means.append(mu)
-        variances.append(_mean([(x - mu) ** 2 for x in xs]))
+        variances.append(mean([(x - mu) ** 2 for x in xs]))
         c = sum(is_correct(x) for x in xs)
         for k in ks:
             passes[k].append(pass_at_k(len(xs), c, k))
 
     p = len(means)
-    avg = _mean(means)
+    avg = mean(means)
     if p > 1:
         sample_var = math.fsum((m - avg) ** 2 for m in means) / (p - 1)
         sem = math.sqrt(sample_var / p)
@@ -123,6 +125,6 @@ def summarize(correct: Mapping[str, Sequence[float]], ks: Sequence[int]) -> dict
         sem = 0.0
     out: dict[str, float] = {"avg@n": avg}
     for k in ks:
-        out[f"pass@{k}"] = _mean(passes[k])
-    out.update({"var": _mean(variances), "std_of_mean": sem, "n": float(n_min), "problems": float(p)})
+        out[f"pass@{k}"] = mean(passes[k])
+    out.update({"var": mean(variances), "std_of_mean": sem, "n": float(n_min), "problems": float(p)})
     return out

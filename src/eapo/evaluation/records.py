@@ -17,13 +17,12 @@ rules (`eapo.rewards`), estimators (`eapo.evaluation.metrics`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from eapo.evaluation.benchmarks import BenchmarkSpec
-from eapo.evaluation.metrics import summarize
+from eapo.evaluation.metrics import mean, summarize
 from eapo.rewards.code import completion_from_answer, fenced_code, score_humaneval
 from eapo.rewards.reward import composite_reward
 from eapo.rewards.scorers import SCORERS, ScoreResult
@@ -116,10 +115,6 @@ def episode_record(ep: Episode, mode: str, sample: int | None, result: ScoreResu
     }
 
 
-def _mean(xs: Sequence[float]) -> float:
-    return math.fsum(xs) / len(xs) if xs else 0.0
-
-
 def summarize_records(records: Sequence[Mapping[str, Any]], problem_ids: Sequence[str], modes: Sequence[str],
                       ks: Sequence[int]) -> dict[str, float]:
     """Metrics per mode, prefixed `eval/` (one mode) or `eval_<mode>/`. avg@n, pass@k, var
@@ -136,19 +131,19 @@ def summarize_records(records: Sequence[Mapping[str, Any]], problem_ids: Sequenc
             scores[r["id"]].append(float(r["score"]))
         m = summarize(scores, ks)
         m.update({
-            "consult_attempts": _mean([r["consults"] for r in sampled]),
-            "consult_rate": _mean([float(r["consults"] > 0) for r in sampled]),
-            "expert_calls": _mean([r["expert_calls"] for r in sampled]),
-            "expert_tokens": _mean([r["expert_tokens"] for r in sampled]),
-            "turns": _mean([r["turns"] for r in sampled]),
-            "policy_tokens": _mean([r["policy_tokens"] for r in sampled]),
-            "answered": _mean([float(r["stop_reason"] == "answer") for r in sampled]),
-            "well_formed": _mean([float(r["well_formed"]) for r in sampled]),
+            "consult_attempts": mean([r["consults"] for r in sampled]),
+            "consult_rate": mean([float(r["consults"] > 0) for r in sampled]),
+            "expert_calls": mean([r["expert_calls"] for r in sampled]),
+            "expert_tokens": mean([r["expert_tokens"] for r in sampled]),
+            "turns": mean([r["turns"] for r in sampled]),
+            "policy_tokens": mean([r["policy_tokens"] for r in sampled]),
+            "answered": mean([float(r["stop_reason"] == "answer") for r in sampled]),
+            "well_formed": mean([float(r["well_formed"]) for r in sampled]),
             "expert_calls_total": float(sum(r["expert_calls"] for r in mine)),
             "expert_tokens_total": float(sum(r["expert_tokens"] for r in mine)),
         })
         if greedy:
-            m["greedy_acc"] = _mean([float(r["score"]) for r in greedy])
+            m["greedy_acc"] = mean([float(r["score"]) for r in greedy])
         prefix = "eval/" if len(modes) == 1 else f"eval_{mode}/"
         out.update({prefix + k: float(v) for k, v in m.items()})
     return out
