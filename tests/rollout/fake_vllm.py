@@ -23,8 +23,8 @@ when no seed), temperature (0 = greedy) and top-p applied before sampling, log-p
 the processed distribution ("processed_logprobs", as TRL configures vLLM), EOS and
 `stop_token_ids` kept in `token_ids` (stop_reason = the id, None for EOS), stop strings
 ending generation on the token that completes them (token ids kept, text cut unless
-`include_stop_str_in_output`), `max_tokens` ("length"), and `bad_words` blocking the last
-token of a word whose other tokens were just generated. The "model" is a function
+`include_stop_str_in_output`), `max_tokens` ("length"), `logit_bias` added to the logits,
+and `bad_words` blocking the last token of a word whose other tokens were just generated. The "model" is a function
 `next_token(prompt_ids, generated_ids) -> {token id: probability}`.
 """
 
@@ -151,6 +151,9 @@ class FakeLLM:
         finish, reason, text = "length", None, ""
         while sp.max_tokens is None or len(ids) < sp.max_tokens:
             dist = dict(self.next_token(prompt, ids))
+            for t, b in (sp.logit_bias or {}).items():  # added to the logits, as vLLM does
+                if t in dist:
+                    dist[t] *= math.exp(b)
             for word in bad:  # block the word's last token when the rest was just generated
                 prefix = word[:-1]
                 if not prefix or ids[-len(prefix):] == prefix:

@@ -173,8 +173,7 @@ def test_refusals_locked_and_empty_consults(tok):
 def test_forbid_mode_passes_the_consult_tag_as_forbidden(tok):
     engine = RolloutEngine(ScriptedBackend(scripted(tok, ["<answer>3</answer>"]), (tok.eos_token_id,)), tok,
                            RolloutConfig(consult_mode="forbid"))
-    assert engine.params.forbidden == (tuple(tok.encode(TAGS.consult_open, add_special_tokens=False)),
-                                       tuple(tok.encode(TAGS.consult_close, add_special_tokens=False)))
+    assert engine.params.forbidden == (TAGS.consult_open, TAGS.consult_close)
     assert set(engine.params.stop_token_ids) == {tok.convert_tokens_to_ids(t) for t in TAGS.stop_strings}
     [ep] = engine.run([Problem("p", "1+2", "3")], step=1, turn_budget=2)
     assert ep.reward == 1.0

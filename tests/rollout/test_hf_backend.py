@@ -61,7 +61,7 @@ def test_stops_on_tag_tokens_and_forbids_sequences(policy):
         assert close not in g.ids[:-1] and tok.eos_token_id not in g.ids[:-1]
         assert (g.ids[-1] == close) == (g.finish == "stop")
         assert len(g.ids) == 80 or g.finish != "length"
-    forb = SamplingParams(temperature=3.0, forbidden=((close,),), seed=0)
+    forb = SamplingParams(temperature=3.0, forbidden=("</answer>",), seed=0)
     assert all(close not in g.ids for g in backend.generate([ctx] * 16, [80] * 16, forb))
 
 

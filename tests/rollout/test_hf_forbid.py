@@ -33,7 +33,7 @@ def test_a_forbidden_token_that_is_also_a_stop_token_is_never_sampled(policy):
     ctx = tok.encode("1+1=", add_special_tokens=False)
     free = SamplingParams(temperature=3.0, stop_token_ids=(close,), seed=0)
     assert any(g.ids[-1] == close for g in backend.generate([ctx] * 16, [80] * 16, free))  # reachable
-    banned = SamplingParams(temperature=3.0, stop_token_ids=(close,), forbidden=((close,),), seed=0)
+    banned = SamplingParams(temperature=3.0, stop_token_ids=(close,), forbidden=("</consult>",), seed=0)
     gens = backend.generate([ctx] * 16, [80] * 16, banned)
     assert all(close not in g.ids for g in gens)
     assert all(g.finish in ("eos", "length") for g in gens)

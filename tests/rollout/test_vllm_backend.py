@@ -79,11 +79,11 @@ def test_segments_end_on_eos_tags_stop_strings_and_limits(tok, mode):
 @pytest.mark.parametrize("mode", ["colocate", "server"])
 def test_every_keyword_sent_is_a_sampling_param_and_forbidden_words_never_appear(tok, mode):
     be, sink = backend(tok, mode, lambda prompt: "<consult><query>q</query></consult>", p_target=0.99)
-    forbid = (tuple(ids(tok, "<consult>")), tuple(ids(tok, "</consult>")))
+    forbid = ("<consult>", "</consult>")
     params = SamplingParams(temperature=0.0, stop_token_ids=(ids(tok, "</answer>")[0],), forbidden=forbid)
     [g] = be.generate([ids(tok, "p")], [12], params)
-    for seq in forbid:
-        assert seq[0] not in g.ids
+    for tag in forbid:
+        assert ids(tok, tag)[0] not in g.ids
     # the fake constructs vLLM's SamplingParams from exactly what we sent (unknown keys raise)
     sent = sink.calls[-1][1][0] if mode == "colocate" else fv.SamplingParams(
         **{k: v for k, v in sink.requests[-1].items() if k != "prompts"})

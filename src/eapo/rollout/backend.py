@@ -21,8 +21,12 @@ class SamplingParams:
     # strings that do (tags that span several tokens in a real model's vocabulary).
     stop_token_ids: tuple[int, ...] = ()
     stop_strings: tuple[str, ...] = ()
-    # Token sequences that may never be generated (the consult tag at locked evaluation).
-    forbidden: tuple[tuple[int, ...], ...] = ()
+    # Strings the decoded policy text may never contain, whatever tokens would spell them
+    # (the consult tags under the expert-free lock; `eapo.rollout.forbid`).
+    forbidden: tuple[str, ...] = ()
+    # Token ids banned at every position of this call (how a token-level backend resamples
+    # one position under the text lock: `eapo.rollout.forbid.hold`).
+    banned_ids: tuple[int, ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -30,6 +34,8 @@ class SamplingParams:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if any(not isinstance(f, str) or not f for f in self.forbidden):
+            raise ValueError(f"forbidden must hold non-empty strings (text never to be written), got {self.forbidden!r}")
 
 
 @dataclass

@@ -118,10 +118,10 @@ class RolloutEngine:
             template = NO_CONSULT_SYSTEM_PROMPT if config.consult_mode == "forbid" else DEFAULT_SYSTEM_PROMPT
         self.system = system_text(template, tags, config.max_queries) if template else None
 
-    def consult_tags(self) -> tuple[tuple[int, ...], ...]:
-        """The token sequences that forbid consulting when banned from decoding."""
+    def consult_tags(self) -> tuple[str, ...]:
+        """The strings that forbid consulting when the policy may never write them."""
         tags = self.config.tags
-        return (tuple(self._encode(tags.consult_open)), tuple(self._encode(tags.consult_close)))
+        return (tags.consult_open, tags.consult_close)
 
     def _encode(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))

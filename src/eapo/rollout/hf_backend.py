@@ -3,8 +3,8 @@
 Each call left-pads the contexts, runs `model.generate` once for the batch and cuts every
 row back to its own segment: up to the first stop token (EOS or a single-token closing
 tag) or the end of the first stop string, and to that row's token limit. Forbidden
-sequences are banned by a logits processor built here, so that a stop id can be banned
-too (transformers' `bad_words_ids` silently skips those). The recorded log-probability
+strings are banned at the level of text by `eapo.rollout.forbid`, whatever tokens would
+spell them. The recorded log-probability
 of a token is taken from the scores the sampler actually drew from (after temperature and
 top-p), so it is the sampler's, not a recomputation.
 
@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from eapo.rollout.backend import Generation, SamplingParams, check_limits
+from eapo.rollout.forbid import BanIds, TextBan, TextBanProcessor
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,13 @@ class HFBackend:
         pad = tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else self.eos_token_ids[0]
         self.calls = 0
+        self._bans: dict[tuple[str, ...], TextBanProcessor] = {}
+
+    def _ban(self, strings: tuple[str, ...]) -> TextBanProcessor:
+        """One processor per set of strings: building a ban reads the whole vocabulary once."""
+        if strings not in self._bans:
+            self._bans[strings] = TextBanProcessor(TextBan(self.tokenizer, strings))
+        return self._bans[strings]
 
     @torch.no_grad()
     def generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
@@ -67,16 +75,18 @@ class HFBackend:
             kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        processors = []
         if params.forbidden:
-            # Not `bad_words_ids`: transformers builds that ban with the EOS ids and drops every
-            # banned sequence that is a single EOS id, and we pass the single-token closing tags
-            # as EOS ids, so under "forbid" a one-token `</consult>` stayed sampleable (and parsed
-            # as a consultation attempt). The same processor built without EOS ids bans every
-            # sequence; custom processors run before temperature and top-p, as the built-in does.
-            from transformers import LogitsProcessorList, NoBadWordsLogitsProcessor
+            # A text-level ban (eapo.rollout.forbid), not `bad_words_ids`: a real BPE spells a tag
+            # through many id sequences, and transformers' ban also skips sequences that are a
+            # single EOS id (our single-token closing tags are passed as EOS ids).
+            processors.append(self._ban(params.forbidden))
+        if params.banned_ids:
+            processors.append(BanIds(params.banned_ids))
+        if processors:
+            from transformers import LogitsProcessorList
 
-            ban = NoBadWordsLogitsProcessor([list(seq) for seq in params.forbidden], eos_token_id=None)
-            kwargs["logits_processor"] = LogitsProcessorList([ban])
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
         if params.stop_strings:
             kwargs.update(stop_strings=list(params.stop_strings), tokenizer=self.tokenizer)
 
@@ -109,13 +119,15 @@ class HFBackend:
             if tok in stop_ids:
                 end, finish = i + 1, ("eos" if tok in self.eos_token_ids else "stop")
                 break
-        if stop_strings and finish == "length":
-            # A stop string spanning several tokens: the segment ends at the first token
-            # whose decoded prefix contains it. Rows that finished early were padded after.
+        if stop_strings:
+            # A stop string spanning several tokens ends the segment at the first token whose
+            # decoded prefix contains it. Read before the first stop id: a row that ended on a
+            # string is padded after it, and with pad == eos (Qwen2) that pad looks like an EOS.
             for j in range(1, end + 1):
                 text = self.tokenizer.decode(ids[:j], skip_special_tokens=False)
                 if any(s in text for s in stop_strings):
-                    end, finish = j, "stop"
+                    if j < end or finish == "length":
+                        end, finish = j, "stop"
                     break
         if end > limit:
             end, finish = limit, "length"

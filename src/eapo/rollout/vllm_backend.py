@@ -26,7 +26,10 @@ Both: the sampler's log-probabilities (TRL starts vLLM with `logprobs_mode=
 "processed_logprobs"`, i.e. after temperature and top-p, like `HFBackend`); stop on EOS
 and on the closing tags (single-token tags as `stop_token_ids`, longer ones as `stop`
 strings with `include_stop_str_in_output`); forbidden sequences (the consult tag under
-`forbid`) as vLLM `bad_words`, the decoded text of each sequence.
+`forbid`) as vLLM `bad_words`, which bans token sequences only; rows that still wrote a
+forbidden string through another tokenization are cut and resampled at that position with
+the completing ids banned through `logit_bias` (`eapo.rollout.forbid.hold`), so the text
+lock holds as in the HF backend.
 
 Not supported (a clear error): colocate with `vllm_tensor_parallel_size > 1` (each TP
 group's generate is a collective, with the same deadlock as above) and
@@ -47,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from eapo.rollout.backend import Generation, SamplingParams, check_limits
+from eapo.rollout.forbid import TextBan, hold
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +135,7 @@ class VLLMBackend:
         self.eos_token_ids = tuple(sorted(set(eos_token_ids)))
         self.per_request_seed = per_request_seed
         self.calls = 0
+        self._bans: dict[tuple[str, ...], TextBan] = {}
 
     @classmethod
     def from_trainer(cls, trainer: Any, tokenizer: Any) -> VLLMBackend:
@@ -170,7 +175,9 @@ class VLLMBackend:
         if params.stop_strings:
             r.update(stop=list(params.stop_strings), include_stop_str_in_output=True)
         if params.forbidden:
-            r["bad_words"] = [self.tokenizer.decode(list(seq), skip_special_tokens=False) for seq in params.forbidden]
+            r["bad_words"] = list(params.forbidden)  # token-level only: `generate` holds the rest
+        if params.banned_ids:
+            r["logit_bias"] = {int(i): -100.0 for i in params.banned_ids}
         if self.per_request_seed:
             r["seed"] = _row_seed(params.seed, row)
         return r
@@ -180,11 +187,22 @@ class VLLMBackend:
             return []
         check_limits(contexts, max_new_tokens)
         self.calls += 1
+        gens = self._generate(contexts, max_new_tokens, params)
+        if params.forbidden:  # vLLM bans words as token sequences; the text lock is ours
+            gens = hold(self._generate, self._ban(params.forbidden), contexts, max_new_tokens, params, gens)
+        return gens
+
+    def _generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
         requests = [self.request(params, m, i) for i, m in enumerate(max_new_tokens)]
         completions = self.engine.complete([list(c) for c in contexts], requests)
         if len(completions) != len(contexts):
             raise RuntimeError(f"vLLM returned {len(completions)} completions for {len(contexts)} contexts")
         return [self._generation(c, limit, params) for c, limit in zip(completions, max_new_tokens)]
+
+    def _ban(self, strings: tuple[str, ...]) -> TextBan:
+        if strings not in self._bans:
+            self._bans[strings] = TextBan(self.tokenizer, strings)
+        return self._bans[strings]
 
     def _generation(self, c: Completion, limit: int, params: SamplingParams) -> Generation:
         if c.logprobs is None:

@@ -233,7 +233,7 @@ class ServerBackend:
         if params.stop_strings:
             p.update(stop=list(params.stop_strings), include_stop_str_in_output=True)
         if params.forbidden:
-            p["bad_words"] = [self.tokenizer.decode(list(s), skip_special_tokens=False) for s in params.forbidden]
+            p["bad_words"] = list(params.forbidden)
         return p
 
     def generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
