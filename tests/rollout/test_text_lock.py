@@ -99,15 +99,17 @@ class Wired:
     tokens) unless a ban takes the token away. Position comes from each row's last position
     id (generate derives them from the attention mask, so left padding does not shift it)."""
 
-    def __init__(self, model, script: list[int], start: int, bias: float = 40.0) -> None:
+    def __init__(self, model, script: list[int] | list[list[int]], start: int, bias: float = 40.0) -> None:
+        self.scripts = script if script and isinstance(script[0], list) else None  # one per row
         self.script, self.start, self.bias = script, start, bias
         self.handle = model.register_forward_hook(self, with_kwargs=True)
 
     def __call__(self, module, args, kwargs, output):
         for b, last in enumerate(kwargs["position_ids"][:, -1].tolist()):
             n = last + 1 - self.start
-            if 0 <= n < len(self.script):
-                output.logits[b, -1, self.script[n]] += self.bias
+            script = self.scripts[b] if self.scripts else self.script
+            if 0 <= n < len(script):
+                output.logits[b, -1, script[n]] += self.bias
         return output
 
     def remove(self) -> None:
@@ -196,3 +198,21 @@ def test_vllm_backend_holds_the_lock_past_bad_words(qwen, temperature):
     # the one-position resample sent the completing ids as a bias, not as bad words
     biased = [sp for _, sps in llm.calls for sp in sps if sp.logit_bias]
     assert biased and all(sp.max_tokens == 1 for sp in biased)
+
+
+def test_a_row_ended_by_a_stop_string_is_not_read_as_eos_when_pad_is_eos(qwen):
+    """Qwen2's pad is its EOS: a row that ends on a multi-token stop string while another
+    row goes on is padded with the EOS id, which must not count as the row's EOS."""
+    model, tok = qwen
+    assert tok.pad_token_id == tok.eos_token_id
+    ctx = contexts(tok)[0]
+    short = tok.encode("4</answer>", add_special_tokens=False)
+    long = tok.encode("Let me think about this for a while longer", add_special_tokens=False)
+    wired = Wired(model, [short, long], len(ctx))
+    try:
+        gens = HFBackend(model, tok).generate([ctx, ctx], [len(long)] * 2,
+                                              SamplingParams(temperature=0.0, stop_strings=("</answer>",)))
+    finally:
+        wired.remove()
+    assert gens[0].ids == short and gens[0].finish == "stop"
+    assert gens[1].ids == long and gens[1].finish == "length"
