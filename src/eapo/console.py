@@ -1,0 +1,33 @@
+"""How every rich console in eapo is built: one function, so they all treat pipes alike.
+
+On a terminal rich wraps text and tables to the window, which is what a reader wants.
+Anywhere else (a pipe, a file, CI, a test's captured output) the width rich assumes is a
+guess (80 columns, or $COLUMNS), and wrapping to it splits error lines, paths and table
+cells across lines that people and tests grep. So off a terminal a console soft-wraps
+(text is never broken; a long line stays one line) and has no practical width limit
+(tables take the width their cells need).
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+from rich.console import Console
+
+__all__ = ["UNLIMITED_WIDTH", "make_console"]
+
+# Wide enough for any table we print; rich pads nothing to it (tables and soft-wrapped
+# text take only the width they need), so it costs nothing.
+UNLIMITED_WIDTH = 100_000
+
+
+def make_console(*, stderr: bool = False, file: IO[str] | None = None) -> Console:
+    """A console on stdout (or stderr, or `file`) that wraps only on a terminal.
+
+    Build it where it is used, when it is used: whether the stream is a terminal is
+    decided now, from the stream as it is now (a test runner swaps `sys.stdout` per call).
+    """
+    console = Console(stderr=stderr, file=file)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, file=file, soft_wrap=True, width=UNLIMITED_WIDTH)
