@@ -7,11 +7,12 @@ from the other modules, so importing it back from them was an import circle).
 from __future__ import annotations
 
 import logging
+import sys
 
 from rich.console import Console
 from typer.core import TyperGroup
 
-from eapo.console import make_console
+from eapo.console import is_tty, make_console
 
 __all__ = ["EapoGroup", "output_console", "setup_logging"]
 
@@ -36,6 +37,6 @@ class EapoGroup(TyperGroup):
     message to the assumed width, which splits it for anyone who greps a log."""
 
     def main(self, *args, **kwargs):  # type: ignore[override]
-        if not make_console(stderr=True).is_terminal:
+        if not is_tty(sys.stderr):
             self.rich_markup_mode = None  # this group object is built afresh for every call
         return super().main(*args, **kwargs)
