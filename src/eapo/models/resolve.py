@@ -57,12 +57,14 @@ def check_model(arg: str, *, option: str = "--model") -> str:
 def _check_hub_id(repo_id: str, option: str) -> None:
     from huggingface_hub import model_info, try_to_load_from_cache
     from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+    from huggingface_hub.utils import validate_repo_id
 
     local = f"pass a local model folder instead ({option} /path/to/model)"
     try:
-        cached = try_to_load_from_cache(repo_id, "config.json")
+        validate_repo_id(repo_id)
     except HFValidationError:
         raise ModelArgumentError(f"no such model folder, and not a hub id: {repo_id}") from None
+    cached = try_to_load_from_cache(repo_id, "config.json")
     if isinstance(cached, str):  # downloaded before: from_pretrained finds it without the hub
         return
     if _offline():
