@@ -41,6 +41,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from eapo.console import make_console
+
 __all__ = ["ProgressBar", "format_duration", "progress", "shared_console"]
 
 log = logging.getLogger("eapo.progress")
@@ -51,8 +53,9 @@ def shared_console() -> Console:
     """The console every bar draws on (stderr, like tqdm). Nested bars (an evaluation inside
     a training run) must share one console for rich to stack them instead of fighting; a
     CLI that logs to a terminal should log through `rich.logging.RichHandler(console=
-    shared_console())`, so log lines print above a live bar instead of through it."""
-    return Console(stderr=True)
+    shared_console())`, so log lines print above a live bar instead of through it.
+    Built like every other console (`eapo.console.make_console`)."""
+    return make_console(stderr=True)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -11,8 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-# Wide when not a terminal (CI logs, files): the table has many columns and must not wrap.
-console = Console(width=None if Console().is_terminal else 200)
+from eapo.cli._common import output_console, setup_logging
 
 
 def _seeds(text: str) -> list[int]:
@@ -44,18 +43,19 @@ def compare(
     verbose: bool = False,
 ) -> None:
     """Baselines and ablations from one starting policy, same updates, expert-free table + plots."""
-    from eapo.cli.main import _setup_logging
     from eapo.comparison import DEFAULT_ROWS, ROWS
     from eapo.comparison.settings import COMPARE_DEFAULTS, COMPARE_QUICK
 
+    console = output_console()  # off a terminal the many-column table is never wrapped
     if list_rows:
         for name in [*DEFAULT_ROWS, *[n for n in ROWS.names() if n not in DEFAULT_ROWS]]:
             spec = ROWS.get(name)
             console.print(f"[bold]{name}[/bold] ({spec.kind}): {spec.label} — {spec.description}")
         return
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from eapo.comparison import compare as run
     from eapo.config import ConfigError, load_config
+    from eapo.models.resolve import ModelArgumentError, check_model
     from eapo.training.config import TrainConfig
 
     if jobs < 1:
@@ -74,6 +74,16 @@ def compare(
     except (ConfigError, OSError) as e:
         console.print(f"[red]configuration error:[/red] {e}")
         raise typer.Exit(2) from None
+    try:  # before any cell starts or model loads (--no-run loads none)
+        if no_run:
+            pass
+        elif model:
+            model = check_model(model)
+        elif cfg.model.policy:
+            check_model(cfg.model.policy, option="model.policy")
+    except ModelArgumentError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
     command = "eapo compare " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "eapo compare"
     try:
         results = run(cfg, out, rows=row_list, seeds=seed_list, model=model, cache_dir=cache_dir, jobs=jobs,
@@ -81,10 +91,10 @@ def compare(
     except (FileExistsError, ValueError, OSError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from None
-    _print(results, out)
+    _print(console, results, out)
 
 
-def _print(results: dict, out: Path) -> None:
+def _print(console: Console, results: dict, out: Path) -> None:
     n = results["config"]["eval"]["n"]
     table = Table(title=f"eapo compare: {len(results['seeds'])} seed(s) -> {out}/results.json")
     pass_keys = [k for k in (results["rows"][0]["metrics"] if results["rows"] else {}) if k.startswith("pass@")]
@@ -107,4 +117,4 @@ def _print(results: dict, out: Path) -> None:
         console.print(f"paired {p['treatment']} − {p['baseline']} avg@{n}: {100 * p['mean']:+.2f} points "
                       f"(sd over seeds {100 * p['std']:.2f})")
     console.print("expert-free unless † (evaluated with experts). Table: "
-                  f"{out}/results.md; plots: {out}/plots/", soft_wrap=True)
+                  f"{out}/results.md; plots: {out}/plots/")

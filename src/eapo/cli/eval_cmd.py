@@ -1,16 +1,19 @@
-"""`eapo eval` and `eapo score`: parse, call `eapo.evaluation`, print. Registered in `main.py`."""
+"""`eapo eval` and `eapo score`: parse, call `eapo.evaluation`, print. Registered in `main.py`.
+
+`eval` checks everything cheap (the benchmark name, the options, the model argument)
+before it builds or loads a model, so a typo is refused at once."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from eapo.cli._common import output_console, setup_logging
 
 
 def _fields(field: list[str] | None) -> dict[str, str]:
@@ -23,7 +26,7 @@ def _fields(field: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _print_metrics(title: str, metrics: dict) -> None:
+def _print_metrics(console, title: str, metrics: dict) -> None:
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -64,17 +67,18 @@ def eval_(
     verbose: bool = False,
 ) -> None:
     """A policy on a benchmark: avg@n, unbiased pass@k, variance; expert-free, or with --experts."""
-    from eapo.cli.main import _setup_logging
-
-    _setup_logging(verbose)
+    setup_logging(verbose)
     # Timeouts are off on purpose (see eapo.rewards.math); math-verify would warn about it.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     from eapo.config import ConfigError
     from eapo.evaluation.bench_eval import BenchEvalConfig, evaluate_benchmark
+    from eapo.evaluation.benchmarks import resolve_spec
     from eapo.evaluation.itemstore import ResumeError
     from eapo.models.build import ensure_tiny_models, load_policy
+    from eapo.models.resolve import check_model
     from eapo.rollout.config import RolloutConfig
 
+    console = output_console()
     try:
         ks = tuple(int(x) for x in k.split(",") if x.strip())
         experts_cfg = None
@@ -88,14 +92,23 @@ def eval_(
         rollout = RolloutConfig(tokens_per_turn=tokens_per_turn, max_policy_tokens=max_tokens,
                                 max_completion_tokens=max(2 * max_tokens, 512),
                                 system_prompt=None if with_system else "")  # None: the protocol's text
+        fields = _fields(field) or None
+        resolve_spec(benchmark, fields)  # an unknown name is refused here, listing the known ones
+        if benchmark.endswith(".jsonl") and not Path(benchmark).expanduser().is_file():
+            raise ValueError(f"no such benchmark file: {benchmark}")
         # A local folder is recorded by its absolute path, so a run continued from another
         # working directory is recognised as the same evaluation.
-        policy = (str(Path(model).resolve()) if Path(model).exists() else model) if model else str(
-            ensure_tiny_models(cache_dir)["policy"])
-        cfg = BenchEvalConfig(benchmark=benchmark, model=policy, n=n, ks=ks, limit=limit, lock=lock or "forbid",
-                              experts=experts_cfg, temperature=temperature, greedy=greedy, turn_budget=turns, seed=seed,
-                              batch_size=batch_size, rollout=rollout, fields=_fields(field) or None,
+        policy = None
+        if model:
+            policy = check_model(model)
+            policy = str(Path(policy).resolve()) if Path(policy).exists() else policy
+        cfg = BenchEvalConfig(benchmark=benchmark, model=policy or "tiny", n=n, ks=ks, limit=limit,
+                              lock=lock or "forbid", experts=experts_cfg, temperature=temperature, greedy=greedy,
+                              turn_budget=turns, seed=seed, batch_size=batch_size, rollout=rollout, fields=fields,
                               code_timeout_s=code_timeout, code_workers=workers)
+        if policy is None:  # the tiny policy, built (or found in the cache) once the options are known good
+            policy = str(ensure_tiny_models(cache_dir)["policy"])
+            cfg = dataclasses.replace(cfg, model=policy)
         mdl, tok = load_policy(policy)
         res = evaluate_benchmark(cfg, model=mdl, tokenizer=tok, out=out, overwrite=overwrite)
     except KeyboardInterrupt:
@@ -107,7 +120,7 @@ def eval_(
         raise typer.Exit(2) from None
     s = res.summary
     continued = f", {res.resumed_problems} continued from {out}" if res.resumed_problems else ""
-    _print_metrics(f"{s['benchmark']} ({s['lock']}): {s['problems']} problems, n={n}{continued}", s)
+    _print_metrics(console, f"{s['benchmark']} ({s['lock']}): {s['problems']} problems, n={n}{continued}", s)
     if out:
         console.print(f"wrote {out / 'items.jsonl'} and {out / 'summary.json'} ({res.wall_s:.1f} s)")
 
@@ -127,6 +140,7 @@ def score(
 
     # Timeouts are off on purpose (see eapo.rewards.math); math-verify would warn about it.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    console = output_console()
     try:
         fields = _fields(field)
         name = scorer or resolve_spec(benchmark, fields).scorer
@@ -135,7 +149,7 @@ def score(
     except (ValueError, KeyError, OSError) as e:
         console.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) and e.args else e}")
         raise typer.Exit(2) from None
-    _print_metrics(f"{benchmark}: {len(report.items)} completions, scorer {name}", report.summary)
+    _print_metrics(console, f"{benchmark}: {len(report.items)} completions, scorer {name}", report.summary)
     if out:
         items_path, summary_path = write_report(report, out)
         console.print(f"wrote {items_path} and {summary_path}")

@@ -1,6 +1,7 @@
 """The `eapo` command line: parses, calls the library, prints. Nothing else lives here.
 
-Logging handlers are configured here and only here (library modules just get a logger).
+Logging handlers are configured only in the CLI (`eapo.cli._common.setup_logging`; library
+modules just get a logger).
 """
 
 from __future__ import annotations
@@ -10,17 +11,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Expert-Assisted Policy Optimization.")
-console = Console()
+from eapo.cli._common import EapoGroup, output_console, setup_logging
 
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+app = typer.Typer(cls=EapoGroup, add_completion=False, no_args_is_help=True, help="Expert-Assisted Policy Optimization.")
 
 
 @app.command("build-models")
@@ -30,6 +25,7 @@ def build_models(
     """Build (or find cached) the tiny policy and expert, in Hugging Face format."""
     from eapo.models.build import ensure_tiny_models
 
+    console = output_console()
     paths = ensure_tiny_models(cache_dir)
     for role, path in paths.items():
         console.print(f"{role}: {path}")
@@ -50,9 +46,18 @@ def rollout(
     verbose: bool = False,
 ) -> None:
     """Roll out the policy with experts on the built-in task and dump every episode."""
-    _setup_logging(verbose)
-    from eapo.rollout.demo import run_rollout_demo
+    setup_logging(verbose)
+    from eapo.models.resolve import ModelArgumentError, check_model
+    from eapo.rollout.demo import ROLLOUT_EXPERTS, run_rollout_demo
 
+    console = output_console()
+    try:  # the arguments first: nothing is built or loaded for a wrong one
+        if expert not in ROLLOUT_EXPERTS:
+            raise ValueError(f"--expert: unknown expert {expert!r}; valid: {', '.join(ROLLOUT_EXPERTS)}")
+        policy = check_model(policy, option="--policy") if policy else None
+    except ValueError as e:  # ModelArgumentError is one
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
     summary = run_rollout_demo(out=out, n=n, expert=expert, policy=policy, rho=rho, k=k, turns=turns,
                                temperature=temperature, seed=seed, cache_dir=cache_dir)
     table = Table(title=f"{n} episodes -> {out}")
@@ -68,6 +73,7 @@ def validate_dump(path: Path) -> None:
     """Check a rollout dump against the documented format."""
     from eapo.rollout.dump import validate_file
 
+    console = output_console()
     try:
         count = validate_file(path)
     except (ValueError, OSError) as e:
@@ -99,22 +105,17 @@ def train(
     accelerate_config: Annotated[Optional[Path], typer.Option(help="accelerate config for --num-processes (DDP, DeepSpeed, FSDP: examples/accelerate/).")] = None,
 ) -> None:
     """Warm start, then self-exploratory RL and EAPO from the same start; expert-free test table."""
-    _setup_logging(verbose)
-    from eapo.distributed.collective import env_rank, env_world_size
-
-    if data is not None:  # before a relaunch, so every process gets it
-        set_ = [*(set_ or []), "task.name=dataset", f"task.data={data}"]
-    if num_processes > 1 and env_world_size() == 1:  # the parent: start the children, report their exit code
-        from eapo.distributed.launch import relaunch, train_args
-
-        raise typer.Exit(relaunch(num_processes, train_args(
-            config=config, sets=set_ or [], out=out, arms=arms, resume=resume, quick=quick, model=model,
-            cache_dir=cache_dir, verbose=verbose), config_file=accelerate_config))
+    setup_logging(verbose)
     from eapo.config import ConfigError, load_config
-    from eapo.training.checkpoints import CheckpointError
-    from eapo.training.compare import run_arms, table_rows
+    from eapo.distributed.collective import env_rank, env_world_size
+    from eapo.models.resolve import ModelArgumentError, check_model
     from eapo.training.config import TrainConfig
 
+    console = output_console()
+    if data is not None:  # before a relaunch, so every process gets it
+        set_ = [*(set_ or []), "task.name=dataset", f"task.data={data}"]
+    # The cheap checks first, in this process, before any process is started or model loaded:
+    # the configuration, the arms, the model argument.
     overrides = (QUICK if quick else []) + list(set_ or [])
     config_path = config
     if resume is not None and config is None:
@@ -132,6 +133,23 @@ def train(
     if bad or not arm_list:
         console.print(f"[red]--arms:[/red] unknown arm(s) {bad}; valid: self_rl, eapo")
         raise typer.Exit(2)
+    try:
+        if model:
+            model = check_model(model)
+        elif cfg.model.policy:
+            check_model(cfg.model.policy, option="model.policy")
+    except ModelArgumentError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if num_processes > 1 and env_world_size() == 1:  # the parent: start the children, report their exit code
+        from eapo.distributed.launch import relaunch, train_args
+
+        raise typer.Exit(relaunch(num_processes, train_args(
+            config=config, sets=set_ or [], out=out, arms=arms, resume=resume, quick=quick, model=model,
+            cache_dir=cache_dir, verbose=verbose), config_file=accelerate_config))
+    from eapo.training.checkpoints import CheckpointError
+    from eapo.training.compare import run_arms, table_rows
+
     run_dir = resume or out or Path(cfg.output_dir)
     n_test = min(cfg.task.test_size, cfg.eval.test_size or cfg.task.test_size)
     if cfg.task.name != "chain":  # read the data now: a wrong name, path or size fails before any model loads

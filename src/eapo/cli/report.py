@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
-console = Console()
+from eapo.cli._common import output_console
 
 
 def report(
@@ -23,6 +22,7 @@ def report(
     groups, step time) and one self-contained HTML page with results and a trajectory viewer."""
     from eapo.reporting.report import build_report
 
+    console = output_console()
     if out is None:
         out = runs[0] / "report" if len(runs) == 1 and runs[0].is_dir() else Path("report")
     try:
@@ -31,5 +31,5 @@ def report(
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     console.print(f"{res.runs} run(s), {res.results_tables} results table(s), {res.episodes} episodes")
-    console.print(f"plots: {len(res.plots)} PNG files in {out}", soft_wrap=True)
-    console.print(f"page:  {res.html}", soft_wrap=True)
+    console.print(f"plots: {len(res.plots)} PNG files in {out}")
+    console.print(f"page:  {res.html}")

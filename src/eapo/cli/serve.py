@@ -15,6 +15,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from eapo.cli._common import setup_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +34,8 @@ def serve_expert(
     verbose: bool = False,
 ) -> None:
     """Serve an expert over the OpenAI chat-completions protocol (/v1/chat/completions, /v1/models)."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose)
+    from eapo.models.resolve import check_model
     from eapo.serving.app import create_app
     from eapo.serving.backends import HFChatBackend, build_backend
     from eapo.serving.faults import FaultPlan
@@ -48,7 +51,9 @@ def serve_expert(
         log.warning("serving on %s without an API key: anyone who can reach this port can use the expert", host)
     try:
         plan = FaultPlan(faults) if faults else None
-        backend = build_backend(model, delay_s=delay_s, device=device)
+        # A wrong folder or an unreachable hub id is refused before anything loads.
+        source = model if model == "oracle" else check_model(model)
+        backend = build_backend(source, delay_s=delay_s, device=device)
         if isinstance(backend, HFChatBackend):
             backend.load()
         app = create_app(backend, served_model=served_model_name or model, api_key=api_key,

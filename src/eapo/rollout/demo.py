@@ -18,8 +18,14 @@ from eapo.rollout.metrics import rollout_metrics
 from eapo.tasks.arithmetic import ChainTask
 
 
+# The --expert choices; checked before any model is built or loaded.
+ROLLOUT_EXPERTS = ("oracle", "noisy-oracle", "model")
+
+
 def run_rollout_demo(*, out: Path, n: int, expert: str, policy: str | None, rho: float, k: int, turns: int,
                      temperature: float, seed: int, cache_dir: Path | None) -> dict[str, float]:
+    if expert not in ROLLOUT_EXPERTS:
+        raise ValueError(f"unknown expert {expert!r}; valid: {', '.join(ROLLOUT_EXPERTS)}")
     task = ChainTask(min_len=1, max_len=3, seed=seed)
     paths = ensure_tiny_models(cache_dir)
     policy_path = policy or str(paths["policy"])
@@ -30,8 +36,6 @@ def run_rollout_demo(*, out: Path, n: int, expert: str, policy: str | None, rho:
         "noisy-oracle": [NoisyExpert(oracle, p=0.3, seed=seed)],
         "model": [HFModelExpert(str(paths["expert"]), name="tiny-expert")],
     }
-    if expert not in members:
-        raise ValueError(f"unknown expert {expert!r}; valid: {', '.join(members)}")
     engine = RolloutEngine(HFBackend(model, tok), tok, RolloutConfig(max_queries=k, temperature=temperature, system_prompt=""),
                            pool=ExpertPool(members[expert], seed=seed), scorer=task.scorer, seed=seed)
     problems = task.split("test")
