@@ -29,6 +29,7 @@ from eapo.integrations.verl.core import (
     ServerBackend,
     VerlEAPOConfig,
     build_pool,
+    eos_token_ids,
     episode_output,
     inject_step,
     load_verl_config,
@@ -62,6 +63,19 @@ def _shared(path: str, overrides: tuple[str, ...]) -> tuple[VerlEAPOConfig, Any,
     return cfg, pool, concurrent.futures.ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="eapo-episode")
 
 
+@functools.cache
+def _generation_config(path: str, trust_remote_code: bool) -> Any:
+    """The model's generation config as verl's HFModelConfig reads it (None if it has none)."""
+    try:
+        from verl.utils.fs import copy_to_local
+        from verl.utils.model import get_generation_config
+
+        return get_generation_config(copy_to_local(path), trust_remote_code=trust_remote_code)
+    except Exception as e:  # a missing or unreadable model folder: the tokenizer's EOS alone
+        log.warning("no generation config at %s (%s): episodes end only on the tokenizer's eos_token", path, e)
+        return None
+
+
 def _locked(cfg: VerlEAPOConfig) -> Any:
     import dataclasses
 
@@ -89,6 +103,12 @@ def _verl_classes() -> dict[str, type]:
             super().__init__(*args, **kwargs)
             self.eapo, self.pool, self.executor = _shared(str(eapo_config), tuple(eapo_overrides))
             self.response_length = int(self.rollout_config.response_length)
+            # verl's servers stop on the generation config's EOS ids (Qwen2: <|im_end|>),
+            # which the tokenizer's eos_token need not include
+            model = self.config.actor_rollout_ref.get("model") or {}
+            path = model.get("hf_config_path") or model.get("path")
+            self.eos_token_ids = eos_token_ids(self.tokenizer, _generation_config(
+                str(path), bool(model.get("trust_remote_code", False))) if path else None)
 
         async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
             step, copy, validate = step_of(kwargs)
@@ -98,7 +118,7 @@ def _verl_classes() -> dict[str, type]:
             rollout = cfg.rollout if not validate else _locked(cfg)
             uid = f"s{step}-{problem.id}-{copy}" + ("-val" if validate else "")
             backend = ServerBackend(self.server_manager, self.loop, uid, self.tokenizer, sampling_params,
-                                    [self.tokenizer.eos_token_id])
+                                    self.eos_token_ids)
             engine = RolloutEngine(backend, self.tokenizer, rollout,
                                    pool=self.pool if rollout.consult_mode == "open" else None,
                                    gate=AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity),

@@ -211,6 +211,27 @@ def problem_of(kwargs: Mapping[str, Any]) -> Problem:
     return Problem(id=str(pid), question=question, answer=gold)
 
 
+def eos_token_ids(tokenizer: Any, generation_config: Any = None) -> tuple[int, ...]:
+    """The ids that end a policy turn: the tokenizer's `eos_token_id` and the generation
+    config's (`eos_token_id`, an id or a list), which verl's vLLM/SGLang servers stop on.
+    They differ for chat models: Qwen2's tokenizer has eos `<|endoftext|>` (151643) while a
+    chat turn ends with `<|im_end|>` (151645), listed only in the generation config.
+
+    >>> from types import SimpleNamespace as NS
+    >>> eos_token_ids(NS(eos_token_id=151643), NS(eos_token_id=[151645, 151643]))
+    (151643, 151645)
+    >>> eos_token_ids(NS(eos_token_id=2), None)
+    (2,)
+    """
+    ids = set() if tokenizer.eos_token_id is None else {int(tokenizer.eos_token_id)}
+    gen = getattr(generation_config, "eos_token_id", None)
+    if isinstance(gen, int):
+        ids.add(gen)
+    elif gen:
+        ids.update(int(i) for i in gen)
+    return tuple(sorted(ids))
+
+
 class ServerBackend:
     """`GenerationBackend` over verl's async `server_manager.generate`, called from a worker
     thread while `loop` (the agent loop's) runs."""
