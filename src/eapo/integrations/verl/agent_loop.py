@@ -92,6 +92,7 @@ def _verl_classes() -> dict[str, type]:
             AgentLoopOutput,
             AgentLoopWorker,
         )
+        from verl.utils.rollout_trace import rollout_trace_op
     except ImportError as e:
         raise ImportError(f"the EAPO agent loop needs verl (pip install 'eapo[verl]'): {e}") from e
 
@@ -110,6 +111,7 @@ def _verl_classes() -> dict[str, type]:
             self.eos_token_ids = eos_token_ids(self.tokenizer, _generation_config(
                 str(path), bool(model.get("trust_remote_code", False))) if path else None)
 
+        @rollout_trace_op  # as verl's own loops: traced when rollout.trace has a backend
         async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
             step, copy, validate = step_of(kwargs)
             problem = problem_of(kwargs)
