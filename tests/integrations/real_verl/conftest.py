@@ -13,7 +13,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[3]
 QWEN2 = Path(os.environ.get("EAPO_TOKENIZERS_DIR", REPO.parent / "shared" / "tokenizers")) / "qwen2"
-IM_END = 151645  # Qwen2's end of a chat turn; its eos_token is <|endoftext|> 151643
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +33,7 @@ def qwen2_model_dir(tmp_path_factory, qwen2_tok):
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     d = tmp_path_factory.mktemp("qwen2-tiny")
-    eos = [IM_END, qwen2_tok.eos_token_id]
+    eos = [qwen2_tok.convert_tokens_to_ids("<|im_end|>"), qwen2_tok.eos_token_id]
     config = Qwen2Config(vocab_size=len(qwen2_tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                          num_key_value_heads=1, intermediate_size=32, max_position_embeddings=4096,
                          eos_token_id=eos, tie_word_embeddings=True)

@@ -21,8 +21,7 @@ import pytest
 
 pytest.importorskip("verl", reason="verl is not installed (make test-verl builds .venv-verl with it)")
 
-from conftest import IM_END  # noqa: E402
-from verl_harness import LOGPROB, ScriptedClient, ScriptedServer  # noqa: E402
+from verl_harness import IM_END, LOGPROB, ScriptedClient, ScriptedServer  # noqa: E402
 
 from eapo.integrations.verl.core import compute_score  # noqa: E402
 
@@ -99,6 +98,8 @@ def test_eapo_agent_loop_through_verls_worker(verl_config, qwen2_tok):
     nt = out.non_tensor_batch
     assert list(nt["eapo_step"]) == [1] * 4 and list(nt["eapo_rho"]) == [1.0] * 4
     assert list(nt["eapo_accepted"]) == [1] * 4
+    # the weight versions each trajectory was generated with, as verl's staleness control reads them
+    assert list(nt["min_global_steps"]) == [1] * 4 and list(nt["max_global_steps"]) == [1] * 4
     # two generations per episode (consult turn, answer turn), sticky request ids s{step}-{problem}-{copy}
     assert sorted(a["request_id"] for a in client.acquired) == sorted(
         f"s1-p{i}-{n}" for i in range(2) for n in range(2) for _ in range(2))

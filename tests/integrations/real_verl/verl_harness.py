@@ -26,15 +26,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from verl.workers.rollout.llm_server import LLMServerClient
-from verl.workers.rollout.replica import TokenOutput
+import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "rollout"))
+pytest.importorskip("verl", reason="verl is not installed (make test-verl builds .venv-verl with it)")
+
+from verl.workers.rollout.llm_server import LLMServerClient  # noqa: E402
+from verl.workers.rollout.replica import TokenOutput  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "rollout"))  # noqa: E402
 import fake_vllm  # noqa: E402
 
 sys.path.pop(0)
 
 LOGPROB = -0.5
+IM_END = 151645  # Qwen2's end of a chat turn; its eos_token is <|endoftext|> 151643
 
 
 class _Remote:

@@ -132,6 +132,7 @@ def _verl_classes() -> dict[str, type]:
                 penalty_coef=sched.penalty_coef))
             fields = episode_output(ep, self.response_length)
             fields["extra_fields"].update(eapo_rho=sched.rho, eapo_step=step, eapo_rollout_s=time.perf_counter() - t0)
+            fields["extra_fields"].update(backend.global_steps)  # min/max_global_steps, as verl's loops
             return AgentLoopOutput(**fields, metrics=AgentLoopMetrics(generate_sequences=engine.timings.generation_s,
                                                                       tool_calls=engine.timings.expert_s))
 

@@ -245,6 +245,11 @@ class ServerBackend:
         self.base_params = dict(base_params)
         self.eos_token_ids = tuple(eos_token_ids)
         self.calls = 0
+        self.global_steps: dict[str, int] = {}
+        """`min_global_steps`/`max_global_steps` over this episode's generations: the weight
+        versions it was generated across (verl's `LLMServerClient` puts them in each
+        `TokenOutput.extra_fields`; verl's staleness control reads them from the agent
+        loop's `extra_fields`, as its tool agent loop passes them)."""
 
     def sampling_params(self, params: SamplingParams, max_tokens: int) -> dict[str, Any]:
         """verl's sampling parameters (temperature, top-p, top-k, logprobs) plus ours."""
@@ -267,6 +272,11 @@ class ServerBackend:
         return [self._generation(f.result(), limit, params) for f, limit in zip(futures, max_new_tokens)]
 
     def _generation(self, out: Any, limit: int, params: SamplingParams) -> Generation:
+        extra = getattr(out, "extra_fields", None) or {}
+        for key, pick in (("min_global_steps", min), ("max_global_steps", max)):
+            if extra.get(key) is not None:
+                seen = self.global_steps.get(key)
+                self.global_steps[key] = int(extra[key]) if seen is None else pick(seen, int(extra[key]))
         ids = list(out.token_ids)
         if out.log_probs is None or len(out.log_probs) != len(ids):
             raise RuntimeError("the verl server returned no log-probs per token (logprobs=True was asked)")
