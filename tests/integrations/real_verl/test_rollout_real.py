@@ -21,7 +21,7 @@ import pytest
 
 pytest.importorskip("verl", reason="verl is not installed (make test-verl builds .venv-verl with it)")
 
-from verl_harness import IM_END, LOGPROB, ScriptedClient, ScriptedServer  # noqa: E402
+from verl_harness import IM_END, LOGPROB, ModelServer, ScriptedClient, ScriptedServer  # noqa: E402
 
 from eapo.integrations.verl.core import compute_score  # noqa: E402
 
@@ -165,3 +165,35 @@ def test_consult_tool_in_verls_tool_agent_loop(verl_config, qwen2_tok):
     # the worker gave the tool the step: rho_1 = 1 accepted the query
     assert all(n == 2 for n in [len(server.calls) // 2])
     assert "tool_rewards" in out.non_tensor_batch
+
+
+def test_episodes_of_a_real_model_keep_its_log_probs_aligned(verl_config, qwen2_tok, qwen2_model_dir):
+    """A real (random-init, 1-layer) Qwen2 model with the real vocabulary samples the
+    policy's tokens: in verl's batch, every mask-1 token's rollout log-prob is the model's
+    log-prob of that token after the prompt and the response before it (recomputed in one
+    forward pass), through several turns and verl's padding."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from eapo.integrations.verl.agent_loop import EAPOAgentLoopWorker
+
+    tok = qwen2_tok
+    model = AutoModelForCausalLM.from_pretrained(str(qwen2_model_dir)).eval()
+    r = verl_config.actor_rollout_ref.rollout
+    server = ModelServer(tok, model, [IM_END, tok.eos_token_id], seed=1, max_model_len=r.prompt_length + r.response_length,
+                         prompt_length=r.prompt_length, response_length=r.response_length, global_steps=1)
+    worker = EAPOAgentLoopWorker(verl_config, ScriptedClient(verl_config, server))
+    out = asyncio.run(worker.generate_sequences(batch_of(["12+30"], ["42"], "eapo_agent", copies=2)))
+    b, plen = out.batch, out.batch["prompts"].shape[1]
+    assert len(server.calls) >= 2
+    assert all(n >= 2 for n in out.non_tensor_batch["eapo_turns"])  # seed 1: 3 turns of 64 tokens each
+    for i, (ids, mask, lps, rm) in enumerate(rows(out, tok)):
+        prompt = b["prompts"][i][b["attention_mask"][i, :plen].bool()].tolist()
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt + ids])).logits[0].float()
+        ref = torch.log_softmax(logits[len(prompt) - 1:-1], -1).gather(1, torch.tensor(ids)[:, None])[:, 0]
+        assert sum(mask) > 0
+        for j, (m, lp) in enumerate(zip(mask, lps)):
+            assert lp == pytest.approx(float(ref[j]), abs=1e-4) if m else lp == 0.0
+    # the episodes ran to a stop of their own (budget, EOS) within verl's response length
+    assert all(s in ("token_budget", "turn_budget", "eos", "answer") for s in out.non_tensor_batch["eapo_stop"])

@@ -85,25 +85,61 @@ class ScriptedServer:
         sampling_params.setdefault("ignore_eos", False)
         params = fake_vllm.SamplingParams(max_tokens=max_tokens, **sampling_params)  # unknown keys raise
 
-        text = self.script(self.tok.decode(list(prompt_ids), skip_special_tokens=False))
-        target = self.tok.encode(text, add_special_tokens=False)
-        if self.end_turn:
-            target.append(self.tok.convert_tokens_to_ids(self.end_turn))
         stops = set(params.stop_token_ids or [])
         if not params.ignore_eos:
             stops |= self.eos_token_ids
+        out, logprobs = self.policy(list(prompt_ids), max_tokens, lambda ids: self._stopped(ids, stops, params))
+        self.calls.append({"request_id": request_id, "prompt_ids": list(prompt_ids), "received": received,
+                           "params": params, "token_ids": out})
+        return TokenOutput(token_ids=out, log_probs=logprobs if params.logprobs is not None else None,
+                           stop_reason="completed", extra_fields={"global_steps": self.global_steps})
+
+    def _stopped(self, ids: list[int], stops: set[int], params: Any) -> bool:
+        if ids[-1] in stops:
+            return True
+        strings = [params.stop] if isinstance(params.stop, str) else (params.stop or [])
+        return any(s in self.tok.decode(ids, skip_special_tokens=False) for s in strings)
+
+    def policy(self, prompt_ids: list[int], max_tokens: int, stopped: Callable[[list[int]], bool]):
+        """The scripted policy: the script's text, tokenized, cut where vLLM would stop."""
+        text = self.script(self.tok.decode(prompt_ids, skip_special_tokens=False))
+        target = self.tok.encode(text, add_special_tokens=False)
+        if self.end_turn:
+            target.append(self.tok.convert_tokens_to_ids(self.end_turn))
         out: list[int] = []
         for t in target[:max_tokens]:
             out.append(t)
-            if t in stops:
+            if stopped(out):
                 break
-            if params.stop and any(s in self.tok.decode(out, skip_special_tokens=False)
-                                   for s in ([params.stop] if isinstance(params.stop, str) else params.stop)):
-                break
-        self.calls.append({"request_id": request_id, "prompt_ids": list(prompt_ids), "received": received,
-                           "params": params, "token_ids": out})
-        return TokenOutput(token_ids=out, log_probs=[LOGPROB] * len(out) if params.logprobs is not None else None,
-                           stop_reason="completed", extra_fields={"global_steps": self.global_steps})
+        return out, [LOGPROB] * len(out)
+
+
+class ModelServer(ScriptedServer):
+    """The same server with a real (tiny, random-init) HF model sampling the tokens, seeded,
+    at temperature 1, with the log-probs of the sampled tokens (no KV cache: a few dozen
+    tokens of a 1-layer model)."""
+
+    def __init__(self, tokenizer: Any, model: Any, eos_token_ids: Sequence[int], *, seed: int = 0, **kw: Any) -> None:
+        super().__init__(tokenizer, lambda text: "", eos_token_ids, **kw)
+        import torch
+
+        self.model, self.gen = model, torch.Generator().manual_seed(seed)
+
+    def policy(self, prompt_ids: list[int], max_tokens: int, stopped: Callable[[list[int]], bool]):
+        import torch
+
+        out: list[int] = []
+        logprobs: list[float] = []
+        with torch.no_grad():
+            for _ in range(max_tokens):
+                logits = self.model(torch.tensor([prompt_ids + out]), logits_to_keep=1).logits[0, -1].float()
+                lp = torch.log_softmax(logits, -1)
+                t = int(torch.multinomial(lp.exp(), 1, generator=self.gen))
+                out.append(t)
+                logprobs.append(float(lp[t]))
+                if stopped(out):
+                    break
+        return out, logprobs
 
 
 class ScriptedClient(LLMServerClient):
