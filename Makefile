@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test clean browser
+.PHONY: venv demo test clean browser venv-verl test-verl
 
 venv: $(VENV)/.installed
 
@@ -38,5 +38,26 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "note: chromium/chromedriver missing and not root: the report's browser test will skip"; fi
 
+# verl (eapo[verl]) in an environment of its own: verl 0.9.1 pins transformers<5.11, which the
+# main environment's newest transformers is not (pip picks 5.10.4 here, and TRL 1.16 imports
+# with it). torch first, as above, so the CPU wheel on disk is used. The tier
+# tests/integrations/real_verl runs verl's own rollout classes (only the vLLM server actor
+# is scripted); the rest of tests/integrations runs too (the fake-based tests, and
+# test_verl_adapter.py, which needs verl). Without verl the tier skips, saying why.
+VERL_VENV ?= .venv-verl
+VERL_BIN := $(VERL_VENV)/bin
+
+venv-verl: $(VERL_VENV)/.installed
+
+$(VERL_VENV)/.installed: pyproject.toml
+	test -x $(VERL_BIN)/python || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_BIN)/python -c "import torch" 2>/dev/null || $(VERL_BIN)/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
+	$(VERL_BIN)/pip install --disable-pip-version-check -q -e ".[verl,test]"
+	$(VERL_BIN)/python -c "import verl, transformers, trl; print('verl', verl.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
+	touch $@
+
+test-verl: venv-verl
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VERL_BIN)/python -m pytest tests/integrations $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) runs .cache
+	rm -rf $(VENV) $(VERL_VENV) runs .cache

@@ -7,7 +7,9 @@ routed_experts, stop_reason, num_preempted, extra_fields)` (verl/workers/rollout
 The server passes `sampling_params` to vLLM's `SamplingParams` (vllm_async_server.py), so
 the fake checks them the same way (tests/rollout/fake_vllm.py) and honours `max_tokens`,
 `stop_token_ids` (kept), `stop` strings, EOS. The "policy" is `script(context text) ->
-segment text`; every token gets log-prob -0.5.
+segment text`; every token gets log-prob -0.5. `make test-verl` checks the signature of
+`generate` and the fields of `TokenOutput` against the installed verl
+(tests/integrations/real_verl/test_signatures_real.py).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from eapo.integrations.verl.core import (
     ServerBackend,
     VerlEAPOConfig,
     build_pool,
+    eos_token_ids,
     episode_output,
     inject_step,
     load_verl_config,
@@ -62,6 +63,19 @@ def _shared(path: str, overrides: tuple[str, ...]) -> tuple[VerlEAPOConfig, Any,
     return cfg, pool, concurrent.futures.ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="eapo-episode")
 
 
+@functools.cache
+def _generation_config(path: str, trust_remote_code: bool) -> Any:
+    """The model's generation config as verl's HFModelConfig reads it (None if it has none)."""
+    try:
+        from verl.utils.fs import copy_to_local
+        from verl.utils.model import get_generation_config
+
+        return get_generation_config(copy_to_local(path), trust_remote_code=trust_remote_code)
+    except Exception as e:  # a missing or unreadable model folder: the tokenizer's EOS alone
+        log.warning("no generation config at %s (%s): episodes end only on the tokenizer's eos_token", path, e)
+        return None
+
+
 def _locked(cfg: VerlEAPOConfig) -> Any:
     import dataclasses
 
@@ -78,6 +92,7 @@ def _verl_classes() -> dict[str, type]:
             AgentLoopOutput,
             AgentLoopWorker,
         )
+        from verl.utils.rollout_trace import rollout_trace_op
     except ImportError as e:
         raise ImportError(f"the EAPO agent loop needs verl (pip install 'eapo[verl]'): {e}") from e
 
@@ -89,7 +104,14 @@ def _verl_classes() -> dict[str, type]:
             super().__init__(*args, **kwargs)
             self.eapo, self.pool, self.executor = _shared(str(eapo_config), tuple(eapo_overrides))
             self.response_length = int(self.rollout_config.response_length)
+            # verl's servers stop on the generation config's EOS ids (Qwen2: <|im_end|>),
+            # which the tokenizer's eos_token need not include
+            model = self.config.actor_rollout_ref.get("model") or {}
+            path = model.get("hf_config_path") or model.get("path")
+            self.eos_token_ids = eos_token_ids(self.tokenizer, _generation_config(
+                str(path), bool(model.get("trust_remote_code", False))) if path else None)
 
+        @rollout_trace_op  # as verl's own loops: traced when rollout.trace has a backend
         async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
             step, copy, validate = step_of(kwargs)
             problem = problem_of(kwargs)
@@ -98,7 +120,7 @@ def _verl_classes() -> dict[str, type]:
             rollout = cfg.rollout if not validate else _locked(cfg)
             uid = f"s{step}-{problem.id}-{copy}" + ("-val" if validate else "")
             backend = ServerBackend(self.server_manager, self.loop, uid, self.tokenizer, sampling_params,
-                                    [self.tokenizer.eos_token_id])
+                                    self.eos_token_ids)
             engine = RolloutEngine(backend, self.tokenizer, rollout,
                                    pool=self.pool if rollout.consult_mode == "open" else None,
                                    gate=AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity),
@@ -110,6 +132,7 @@ def _verl_classes() -> dict[str, type]:
                 penalty_coef=sched.penalty_coef))
             fields = episode_output(ep, self.response_length)
             fields["extra_fields"].update(eapo_rho=sched.rho, eapo_step=step, eapo_rollout_s=time.perf_counter() - t0)
+            fields["extra_fields"].update(backend.global_steps)  # min/max_global_steps, as verl's loops
             return AgentLoopOutput(**fields, metrics=AgentLoopMetrics(generate_sequences=engine.timings.generation_s,
                                                                       tool_calls=engine.timings.expert_s))
 

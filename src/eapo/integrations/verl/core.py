@@ -211,6 +211,27 @@ def problem_of(kwargs: Mapping[str, Any]) -> Problem:
     return Problem(id=str(pid), question=question, answer=gold)
 
 
+def eos_token_ids(tokenizer: Any, generation_config: Any = None) -> tuple[int, ...]:
+    """The ids that end a policy turn: the tokenizer's `eos_token_id` and the generation
+    config's (`eos_token_id`, an id or a list), which verl's vLLM/SGLang servers stop on.
+    They differ for chat models: Qwen2's tokenizer has eos `<|endoftext|>` (151643) while a
+    chat turn ends with `<|im_end|>` (151645), listed only in the generation config.
+
+    >>> from types import SimpleNamespace as NS
+    >>> eos_token_ids(NS(eos_token_id=151643), NS(eos_token_id=[151645, 151643]))
+    (151643, 151645)
+    >>> eos_token_ids(NS(eos_token_id=2), None)
+    (2,)
+    """
+    ids = set() if tokenizer.eos_token_id is None else {int(tokenizer.eos_token_id)}
+    gen = getattr(generation_config, "eos_token_id", None)
+    if isinstance(gen, int):
+        ids.add(gen)
+    elif gen:
+        ids.update(int(i) for i in gen)
+    return tuple(sorted(ids))
+
+
 class ServerBackend:
     """`GenerationBackend` over verl's async `server_manager.generate`, called from a worker
     thread while `loop` (the agent loop's) runs."""
@@ -224,6 +245,11 @@ class ServerBackend:
         self.base_params = dict(base_params)
         self.eos_token_ids = tuple(eos_token_ids)
         self.calls = 0
+        self.global_steps: dict[str, int] = {}
+        """`min_global_steps`/`max_global_steps` over this episode's generations: the weight
+        versions it was generated across (verl's `LLMServerClient` puts them in each
+        `TokenOutput.extra_fields`; verl's staleness control reads them from the agent
+        loop's `extra_fields`, as its tool agent loop passes them)."""
 
     def sampling_params(self, params: SamplingParams, max_tokens: int) -> dict[str, Any]:
         """verl's sampling parameters (temperature, top-p, top-k, logprobs) plus ours."""
@@ -246,6 +272,11 @@ class ServerBackend:
         return [self._generation(f.result(), limit, params) for f, limit in zip(futures, max_new_tokens)]
 
     def _generation(self, out: Any, limit: int, params: SamplingParams) -> Generation:
+        extra = getattr(out, "extra_fields", None) or {}
+        for key, pick in (("min_global_steps", min), ("max_global_steps", max)):
+            if extra.get(key) is not None:
+                seen = self.global_steps.get(key)
+                self.global_steps[key] = int(extra[key]) if seen is None else pick(seen, int(extra[key]))
         ids = list(out.token_ids)
         if out.log_probs is None or len(out.log_probs) != len(ids):
             raise RuntimeError("the verl server returned no log-probs per token (logprobs=True was asked)")

@@ -56,6 +56,7 @@ def _tool_class() -> type:
     try:
         from verl.tools.base_tool import BaseTool
         from verl.tools.schemas import ToolResponse
+        from verl.utils.rollout_trace import rollout_trace_op
     except ImportError as e:
         raise ImportError(f"the EAPO consult tool needs verl (pip install 'eapo[verl]'): {e}") from e
 
@@ -71,6 +72,7 @@ def _tool_class() -> type:
             self._instances[instance_id] = dict(kwargs.get("create_kwargs") or {})
             return instance_id, ToolResponse()
 
+        @rollout_trace_op  # as BaseTool.execute
         async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs: Any) -> tuple[Any, float, dict]:
             step, _, validate = step_of(self._instances.get(instance_id, {}))
             agent_data = kwargs.get("agent_data")
