@@ -28,21 +28,23 @@ def run_rollout_demo(*, out: Path, n: int, expert: str, policy: str | None, rho:
                      temperature: float, seed: int, cache_dir: Path | None,
                      system_prompt: bool | None = None) -> dict[str, float]:
     task = ChainTask(min_len=1, max_len=3, seed=seed)
-    paths = ensure_tiny_models(cache_dir)
+    valid = ("oracle", "noisy-oracle", "model")
+    if expert not in valid:
+        raise ValueError(f"unknown expert {expert!r}; valid: {', '.join(valid)}")
+    # the tiny models are built only when used (a given policy with the oracle needs none)
+    paths = ensure_tiny_models(cache_dir) if policy is None or expert == "model" else {}
     policy_path = policy or str(paths["policy"])
     model, tok = load_policy(policy_path)
     oracle = OracleExpert(task.oracle_answer)
     members = {
-        "oracle": [oracle],
-        "noisy-oracle": [NoisyExpert(oracle, p=0.3, seed=seed)],
-        "model": [HFModelExpert(str(paths["expert"]), name="tiny-expert")],
+        "oracle": lambda: [oracle],
+        "noisy-oracle": lambda: [NoisyExpert(oracle, p=0.3, seed=seed)],
+        "model": lambda: [HFModelExpert(str(paths["expert"]), name="tiny-expert")],
     }
-    if expert not in members:
-        raise ValueError(f"unknown expert {expert!r}; valid: {', '.join(members)}")
     with_system = system_prompt if system_prompt is not None else policy is not None
     config = RolloutConfig(max_queries=k, temperature=temperature, system_prompt=None if with_system else "")
     engine = RolloutEngine(HFBackend(model, tok), tok, config,
-                           pool=ExpertPool(members[expert], seed=seed), scorer=task.scorer, seed=seed)
+                           pool=ExpertPool(members[expert](), seed=seed), scorer=task.scorer, seed=seed)
     problems = task.split("test")
     batch = [problems[i % len(problems)] for i in range(n)]
     episodes = engine.run(batch, step=1, rhos=rho, turn_budget=turns)
