@@ -43,10 +43,15 @@ def rollout(
     temperature: float = 1.0,
     seed: int = 0,
     cache_dir: Optional[Path] = None,
+    system_prompt: Annotated[Optional[bool], typer.Option(
+        "--system-prompt/--no-system-prompt",
+        help="The protocol's system text (default: on for --policy, off for the tiny policy, which was "
+             "warm-started without it).")] = None,
     verbose: bool = False,
 ) -> None:
     """Roll out the policy with experts on the built-in task and dump every episode."""
     setup_logging(verbose)
+    from eapo.models.checks import PolicyCheckError
     from eapo.models.resolve import ModelArgumentError, check_model
     from eapo.rollout.demo import ROLLOUT_EXPERTS, run_rollout_demo
 
@@ -58,8 +63,12 @@ def rollout(
     except ValueError as e:  # ModelArgumentError is one
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
-    summary = run_rollout_demo(out=out, n=n, expert=expert, policy=policy, rho=rho, k=k, turns=turns,
-                               temperature=temperature, seed=seed, cache_dir=cache_dir)
+    try:
+        summary = run_rollout_demo(out=out, n=n, expert=expert, policy=policy, rho=rho, k=k, turns=turns,
+                                   temperature=temperature, seed=seed, cache_dir=cache_dir, system_prompt=system_prompt)
+    except PolicyCheckError as e:
+        console.print(f"[red]policy error:[/red] {e}")
+        raise typer.Exit(2) from None
     table = Table(title=f"{n} episodes -> {out}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -141,12 +150,16 @@ def train(
     except ModelArgumentError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    from eapo.training.run import with_policy_prompt
+
+    cfg = with_policy_prompt(cfg, model)  # a given policy gets the protocol's system text
     if num_processes > 1 and env_world_size() == 1:  # the parent: start the children, report their exit code
         from eapo.distributed.launch import relaunch, train_args
 
         raise typer.Exit(relaunch(num_processes, train_args(
             config=config, sets=set_ or [], out=out, arms=arms, resume=resume, quick=quick, model=model,
             cache_dir=cache_dir, verbose=verbose), config_file=accelerate_config))
+    from eapo.models.checks import PolicyCheckError
     from eapo.training.checkpoints import CheckpointError
     from eapo.training.compare import run_arms, table_rows
 
@@ -168,6 +181,9 @@ def train(
         if env_world_size() > 1:  # one of several processes (eapo.distributed)
             from eapo.distributed.arms import run_arms_distributed as run_arms
         rows = run_arms(cfg, run_dir, arms=arm_list, model=model, cache_dir=cache_dir)
+    except PolicyCheckError as e:
+        console.print(f"[red]policy error:[/red] {e}")
+        raise typer.Exit(2) from None
     except (CheckpointError, FileExistsError, OSError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from None
@@ -203,7 +219,7 @@ def summarize(
 def demo(cache_dir: Optional[Path] = None) -> None:
     """A rollout of the tiny policy with the oracle expert, dumped to runs/demo/rollout.jsonl."""
     rollout(out=Path("runs/demo/rollout.jsonl"), n=32, expert="oracle", policy=None, rho=1.0, k=3, turns=6,
-            temperature=1.0, seed=0, cache_dir=cache_dir, verbose=False)
+            temperature=1.0, seed=0, cache_dir=cache_dir, system_prompt=None, verbose=False)
 
 
 # `eval` and `score` live in their own module (eapo.cli.eval_cmd).

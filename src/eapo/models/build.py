@@ -40,6 +40,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from eapo.models.checks import check_policy
 from eapo.models.tokenizer import EOS_TOKEN, IM_END, PAD_TOKEN, build_tokenizer
 from eapo.protocol.tags import Tags
 
@@ -258,6 +259,8 @@ def load_policy(
 
     `dtype` goes to `from_pretrained` (None: transformers' default). The tokenizer pads on
     the left whatever the checkpoint says, and gets a pad token (its eos) if it has none.
+    Raises `eapo.models.checks.PolicyCheckError` when the model's vocabulary is smaller
+    than the tokenizer's.
     """
     kwargs = {} if dtype is None else {"dtype": dtype}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -272,6 +275,7 @@ def load_policy(
         # the attention mask, so reusing eos is safe for generation and loss alike.
         logger.warning("%s has no pad token; using its eos token %r", path, tokenizer.eos_token)
         tokenizer.pad_token = tokenizer.eos_token
+    check_policy(tokenizer, model=model, name=str(path))  # before any rollout or training step
     if device is not None:
         model = model.to(device)
     return model, tokenizer

@@ -1,7 +1,19 @@
 """The opening of an episode: system text that explains the protocol, then the problem.
 
 The prompt is rendered through the tokenizer's chat template exactly once; every later
-turn is appended as token ids (EAPO.md §8, token drift)."""
+turn is appended as token ids (EAPO.md §8, token drift).
+
+Two departures from a plain `apply_chat_template`, both measured on real tokenizers
+(tests/real_tokenizers):
+
+- A template that drops the system turn (Phi-3's renders only user and assistant
+  messages) would lose the protocol text silently; the system text then opens the user
+  message instead, so the policy is always told how to consult and how to answer.
+- A tokenizer without a chat template (base models: Llama-3 BPE, GPT-2, DeepSeek-LLM)
+  gets the documented fallback: `system + "\n\n" + question + "\n"`, encoded with the
+  tokenizer's own special tokens (the BOS a base model was trained with). The engine
+  logs this once when it is built (`eapo.models.checks`).
+"""
 
 from __future__ import annotations
 
@@ -32,11 +44,41 @@ def system_text(template: str, tags: Tags, k: int) -> str:
     )
 
 
-def prompt_ids(tokenizer: Any, question: str, system: str | None) -> list[int]:
-    """Token ids of the opening, through the model's own chat template when it has one."""
+def prompt_text(tokenizer: Any, question: str, system: str | None) -> str:
+    """The opening as text, through the model's own chat template when it has one (see the
+    module docstring for a template without a system turn and for no template at all)."""
+    if not getattr(tokenizer, "chat_template", None):
+        return (f"{system}\n\n" if system else "") + f"{question}\n"
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
-    if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    else:
-        text = (f"{system}\n\n" if system else "") + f"{question}\n"
-    return list(tokenizer.encode(text, add_special_tokens=False))
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    if system and system not in text:  # the template dropped the system turn
+        merged = [{"role": "user", "content": f"{system}\n\n{question}"}]
+        text = tokenizer.apply_chat_template(merged, add_generation_prompt=True, tokenize=False)
+    return text
+
+
+def prompt_ids(tokenizer: Any, question: str, system: str | None) -> list[int]:
+    """Token ids of the opening. A rendered template already holds its special tokens (BOS
+    included); the no-template fallback gets the tokenizer's own, as a base model expects."""
+    text = prompt_text(tokenizer, question, system)
+    return list(tokenizer.encode(text, add_special_tokens=not getattr(tokenizer, "chat_template", None)))
+
+
+def turn_end_ids(tokenizer: Any) -> tuple[int, ...]:
+    """The special token that closes an assistant turn in the chat template, when it is not
+    the tokenizer's eos: Qwen2's `<|im_end|>` (eos is `<|endoftext|>`), Phi-3's `<|end|>`.
+    A chat policy ends its answer with it, so generation must stop there and count it as
+    eos even when the model's generation config does not list it. () without a template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return ()
+    marker = "\x00eapo-end-probe\x00"
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}], tokenize=False)
+    except Exception:  # a template that refuses this conversation: rely on eos alone  # noqa: BLE001
+        return ()
+    if marker not in text:
+        return ()
+    ids = tokenizer.encode(text[text.rindex(marker) + len(marker):], add_special_tokens=False)
+    special = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    return (int(ids[0]),) if ids and ids[0] in special else ()

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eapo.experts.pool import ExpertPool
+from eapo.models.checks import check_policy
+from eapo.protocol.offsets import decode_all, token_at_char
 from eapo.protocol.parser import parse_segment
 from eapo.protocol.prompt import DEFAULT_SYSTEM_PROMPT, NO_CONSULT_SYSTEM_PROMPT, prompt_ids, system_text
 from eapo.protocol.render import (
@@ -86,6 +88,7 @@ class RolloutEngine:
     ) -> None:
         if config.consult_mode == "open" and pool is None:
             raise ValueError("consult_mode 'open' needs an expert pool; use 'refuse' or 'forbid' without experts")
+        check_policy(tokenizer, tags=config.tags)  # a tag the parser could never read fails here
         self.backend = backend
         self.tokenizer = tokenizer
         self.config = config
@@ -237,10 +240,14 @@ class RolloutEngine:
     def _untrain_consult_block(self, ep: Episode, segment: int) -> int:
         """Loss mask 0 from the consult opening tag (or the segment's start, if it opened in
         an earlier segment) to the end of this segment; their log-probs become 0.0 too, as
-        on observations (the dump format's rule for mask 0). Returns how many."""
-        tag = self._encode(self.config.tags.consult_open)
+        on observations (the dump format's rule for mask 0). Returns how many.
+
+        The tag is found in the decoded segment, not as the ids of `encode(tag)`: with a
+        real BPE its edges merge with neighbours (` <`, `.<`), so those ids may never occur.
+        The token holding the tag's first character is the first one untrained."""
         ids, start = ep.completion_ids, len(ep.completion_ids) - segment
-        j = next((j for j in range(len(ids) - len(tag), start - 1, -1) if ids[j:j + len(tag)] == tag), start)
+        at = decode_all(self.tokenizer, ids[start:]).rfind(self.config.tags.consult_open)
+        j = start + token_at_char(self.tokenizer, ids[start:], at) if at >= 0 else start
         ep.loss_mask[j:] = [0] * (len(ids) - j)
         ep.logprobs[j:] = [0.0] * (len(ids) - j)
         return len(ids) - j

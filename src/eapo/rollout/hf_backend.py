@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from eapo.protocol.prompt import turn_end_ids
 from eapo.rollout.backend import Generation, SamplingParams, check_limits
 from eapo.rollout.forbid import BanIds, TextBan, TextBanProcessor
 
@@ -37,6 +38,9 @@ class HFBackend:
             ids.add(gen_eos)
         elif gen_eos:
             ids.update(gen_eos)
+        # A chat turn's end token (Qwen2's <|im_end|>, not its eos <|endoftext|>) ends the
+        # episode even when the checkpoint's generation config forgets it.
+        ids.update(turn_end_ids(tokenizer))
         self.eos_token_ids = tuple(sorted(ids))
         pad = tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else self.eos_token_ids[0]

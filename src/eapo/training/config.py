@@ -217,6 +217,12 @@ class ModelConfig:
 
     policy: str | None = None
     """None: the tiny built-in policy; else a local folder or a hub id."""
+    system_prompt: bool | None = None
+    """Whether every prompt opens with the protocol's system text (rollout.system_prompt,
+    the protocol's default when that is empty). null: yes for a given policy (--model,
+    model.policy), whose chat template would otherwise put its own default there (Qwen2:
+    "You are a helpful assistant", nothing about consulting); no for the tiny built-in
+    policy, warm-started without it. Resolved by `eapo.training.run.with_policy_prompt`."""
     lora: bool = False
     """Train LoRA adapters instead of all weights."""
     lora_r: int = 8
@@ -231,6 +237,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.policy is not None and (not isinstance(self.policy, str) or not self.policy):
             raise ValueError(f"model.policy must be null (the built-in policy) or a folder/hub id, got {self.policy!r}")
+        if self.system_prompt is not None and not isinstance(self.system_prompt, bool):
+            raise ValueError(f"model.system_prompt must be null, true or false, got {self.system_prompt!r}")
         _int("model", "lora_r", self.lora_r)
         _int("model", "lora_alpha", self.lora_alpha)
         _real("model", "lora_dropout", self.lora_dropout, 0.0, 1.0)
@@ -441,7 +449,8 @@ class TrainConfig:
     experts: ExpertsConfig = field(default_factory=ExpertsConfig)
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(system_prompt=""))
     # The built-in default has no system text: the tiny policy learns the protocol in its warm
-    # start (which uses none), and every turn would pay for the text. Real models: set null.
+    # start (which uses none), and every turn would pay for the text. A given policy gets the
+    # protocol's text anyway unless model.system_prompt is false (with_policy_prompt).
     acceptance: AcceptanceConfig = field(default_factory=lambda: AcceptanceConfig(kind="linear", start=1.0, end=0.0))
     # The built-in run anneals rho linearly from 1 to 0 over the run, not 1/s (the paper's
     # default, still the default of AcceptanceConfig): at a few hundred updates 1/s is

@@ -98,6 +98,21 @@ def given_policy(cfg: TrainConfig, model: str | None) -> str | None:
     return chosen
 
 
+def with_policy_prompt(cfg: TrainConfig, model: str | None) -> TrainConfig:
+    """`cfg` with `rollout.system_prompt` resolved by `model.system_prompt` (see there): a
+    given policy (`model`, or `model.policy`) gets the protocol's system text unless turned
+    off, the tiny built-in one none unless turned on. Idempotent; a custom text is kept."""
+    on = cfg.model.system_prompt
+    text = cfg.rollout.system_prompt
+    if on is False:
+        text = ""
+    elif text == "" and (on or (model or cfg.model.policy) is not None):
+        text = None  # None: the protocol's default text (RolloutConfig)
+    if text == cfg.rollout.system_prompt:
+        return cfg
+    return dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, system_prompt=text))
+
+
 def build_pool(cfg: TrainConfig, task: Any, initial_policy: str) -> ExpertPool | None:
     """The expert pool of the run, or None when consulting is off (self-exploratory RL)."""
     e = cfg.experts
