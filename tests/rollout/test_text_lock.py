@@ -200,6 +200,56 @@ def test_vllm_backend_holds_the_lock_past_bad_words(qwen, temperature):
     assert biased and all(sp.max_tokens == 1 for sp in biased)
 
 
+class ServerOverFakeVLLM:
+    """verl's server interface (`generate(request_id, prompt_ids=, sampling_params=)` ->
+    TokenOutput) over the fake vLLM engine, converting the parameters as verl's vLLM server
+    does (`logprobs=True` -> 0), so `bad_words` and `logit_bias` act as in vLLM."""
+
+    def __init__(self, llm) -> None:
+        self.llm, self.requests = llm, []
+
+    async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs):
+        from types import SimpleNamespace
+
+        sp = dict(sampling_params, logprobs=0, seed=len(self.requests))
+        self.requests.append(sp)
+        [out] = self.llm.generate([{"prompt_token_ids": list(prompt_ids)}], fv.SamplingParams(**sp), use_tqdm=False)
+        o = out.outputs[0]
+        return SimpleNamespace(token_ids=list(o.token_ids), extra_fields={},
+                               log_probs=[float(pos[t].logprob) for pos, t in zip(o.logprobs, o.token_ids)])
+
+
+def test_verl_backend_holds_the_lock_past_bad_words(qwen):
+    """The same hold in the verl adapter's backend (its servers ban words as vLLM does)."""
+    import asyncio
+    import threading
+
+    from eapo.integrations.verl.core import ServerBackend
+
+    _, tok = qwen
+    ctx = contexts(tok)[0]
+    script = tok.encode(SCRIPT, add_special_tokens=False)
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    server = ServerOverFakeVLLM(fv.FakeLLM(scripted_vllm(tok, script, len(ctx)), tok, eos))
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        bans: dict = {}
+        be = ServerBackend(server, loop, "ep", tok, {"temperature": 1.0, "top_p": 1.0}, (eos,), bans=bans)
+        free = be.generate([ctx], [len(script) + 4], SamplingParams(temperature=1.0))[0]
+        assert TAGS.consult_open in tok.decode(free.ids)
+        [g] = be.generate([ctx], [len(script) + 4], SamplingParams(temperature=1.0, forbidden=FORBID))
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+    text = tok.decode(g.ids, skip_special_tokens=True)
+    assert TAGS.consult_open not in text and TAGS.consult_close not in text
+    assert g.meta.get("lock_resampled", 0) >= 1 and len(g.ids) == len(g.logprobs)
+    assert any(r.get("logit_bias") and r["max_tokens"] == 1 for r in server.requests)
+    assert list(bans) == [FORBID]  # the lock's table is shared by the loop's episodes
+
+
 def test_a_row_ended_by_a_stop_string_is_not_read_as_eos_when_pad_is_eos(qwen):
     """Qwen2's pad is its EOS: a row that ends on a multi-token stop string while another
     row goes on is padded with the EOS id, which must not count as the row's EOS."""

@@ -64,6 +64,29 @@ def prompt_ids(tokenizer: Any, question: str, system: str | None) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=not getattr(tokenizer, "chat_template", None)))
 
 
+def end_ids(tokenizer: Any, generation_config: Any = None) -> tuple[int, ...]:
+    """Every id that ends a policy's episode: the tokenizer's eos, the generation config's
+    (`eos_token_id`, an id or a list), and the chat template's turn end. One function for
+    every backend (HF, vLLM, verl), because they differ for chat models: Qwen2's tokenizer
+    has eos `<|endoftext|>` (151643) while a chat turn ends with `<|im_end|>` (151645),
+    listed only in the generation config, and some checkpoints forget even that.
+
+    >>> from types import SimpleNamespace as NS
+    >>> end_ids(NS(eos_token_id=151643), NS(eos_token_id=[151645, 151643]))
+    (151643, 151645)
+    >>> end_ids(NS(eos_token_id=2))
+    (2,)
+    """
+    ids = set() if tokenizer.eos_token_id is None else {int(tokenizer.eos_token_id)}
+    gen = getattr(generation_config, "eos_token_id", None)
+    if isinstance(gen, int):
+        ids.add(gen)
+    elif gen:
+        ids.update(int(i) for i in gen)
+    ids.update(turn_end_ids(tokenizer))
+    return tuple(sorted(ids))
+
+
 def turn_end_ids(tokenizer: Any) -> tuple[int, ...]:
     """The special token that closes an assistant turn in the chat template, when it is not
     the tokenizer's eos: Qwen2's `<|im_end|>` (eos is `<|endoftext|>`), Phi-3's `<|end|>`.

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from eapo.protocol.prompt import turn_end_ids
+from eapo.protocol.prompt import end_ids
 from eapo.rollout.backend import Generation, SamplingParams, check_limits
 from eapo.rollout.forbid import BanIds, TextBan, TextBanProcessor
 
@@ -31,17 +31,9 @@ class HFBackend:
     def __init__(self, model: Any, tokenizer: Any) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        eos = tokenizer.eos_token_id
-        gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-        ids = {eos} if eos is not None else set()
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif gen_eos:
-            ids.update(gen_eos)
         # A chat turn's end token (Qwen2's <|im_end|>, not its eos <|endoftext|>) ends the
         # episode even when the checkpoint's generation config forgets it.
-        ids.update(turn_end_ids(tokenizer))
-        self.eos_token_ids = tuple(sorted(ids))
+        self.eos_token_ids = end_ids(tokenizer, getattr(model, "generation_config", None))
         pad = tokenizer.pad_token_id
         self.pad_token_id = pad if pad is not None else self.eos_token_ids[0]
         self.calls = 0

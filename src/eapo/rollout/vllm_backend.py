@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from eapo.protocol.prompt import end_ids
 from eapo.rollout.backend import Generation, SamplingParams, check_limits
 from eapo.rollout.forbid import TextBan, hold
 
@@ -131,7 +132,7 @@ class VLLMBackend:
         self.engine = engine
         self.tokenizer = tokenizer
         if eos_token_ids is None:
-            eos_token_ids = () if tokenizer.eos_token_id is None else (tokenizer.eos_token_id,)
+            eos_token_ids = end_ids(tokenizer)
         self.eos_token_ids = tuple(sorted(set(eos_token_ids)))
         self.per_request_seed = per_request_seed
         self.calls = 0
@@ -249,8 +250,6 @@ def _freeze(d: dict[str, Any]) -> tuple:
 
 
 def _eos_ids(tokenizer: Any, trainer: Any) -> tuple[int, ...]:
-    ids = set()
-    if tokenizer.eos_token_id is not None:
-        ids.add(int(tokenizer.eos_token_id))
+    ids = set(end_ids(tokenizer))
     ids.update(int(i) for i in getattr(trainer, "eos_token_ids", ()) or ())
     return tuple(sorted(ids))

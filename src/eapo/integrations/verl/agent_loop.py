@@ -110,6 +110,7 @@ def _verl_classes() -> dict[str, type]:
             path = model.get("hf_config_path") or model.get("path")
             self.eos_token_ids = eos_token_ids(self.tokenizer, _generation_config(
                 str(path), bool(model.get("trust_remote_code", False))) if path else None)
+            self.bans: dict = {}  # the forbid lock's tables, built once per loop, not per episode
 
         @rollout_trace_op  # as verl's own loops: traced when rollout.trace has a backend
         async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
@@ -120,7 +121,7 @@ def _verl_classes() -> dict[str, type]:
             rollout = cfg.rollout if not validate else _locked(cfg)
             uid = f"s{step}-{problem.id}-{copy}" + ("-val" if validate else "")
             backend = ServerBackend(self.server_manager, self.loop, uid, self.tokenizer, sampling_params,
-                                    self.eos_token_ids)
+                                    self.eos_token_ids, bans=self.bans)
             engine = RolloutEngine(backend, self.tokenizer, rollout,
                                    pool=self.pool if rollout.consult_mode == "open" else None,
                                    gate=AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity),

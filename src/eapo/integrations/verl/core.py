@@ -44,6 +44,7 @@ from typing import Any
 
 from eapo.experts.pool import ExpertPool
 from eapo.protocol.parser import parse_segment
+from eapo.protocol.prompt import end_ids
 from eapo.protocol.render import (
     CONSULT_LOCKED,
     EMPTY_CONSULT,
@@ -57,6 +58,7 @@ from eapo.rewards.reward import RewardConfig, composite_reward
 from eapo.rewards.scorers import SCORERS
 from eapo.rollout.backend import Generation, SamplingParams, check_limits
 from eapo.rollout.config import RolloutConfig
+from eapo.rollout.forbid import TextBan, hold
 from eapo.schedules.acceptance import AcceptanceConfig, acceptance_rate
 from eapo.schedules.budget import TurnBudgetConfig, eval_turn_budget, turn_budget
 from eapo.schedules.gate import AcceptanceGate
@@ -223,13 +225,7 @@ def eos_token_ids(tokenizer: Any, generation_config: Any = None) -> tuple[int, .
     >>> eos_token_ids(NS(eos_token_id=2), None)
     (2,)
     """
-    ids = set() if tokenizer.eos_token_id is None else {int(tokenizer.eos_token_id)}
-    gen = getattr(generation_config, "eos_token_id", None)
-    if isinstance(gen, int):
-        ids.add(gen)
-    elif gen:
-        ids.update(int(i) for i in gen)
-    return tuple(sorted(ids))
+    return end_ids(tokenizer, generation_config)
 
 
 class ServerBackend:
@@ -237,7 +233,8 @@ class ServerBackend:
     thread while `loop` (the agent loop's) runs."""
 
     def __init__(self, server_manager: Any, loop: asyncio.AbstractEventLoop, request_id: str, tokenizer: Any,
-                 base_params: Mapping[str, Any], eos_token_ids: Sequence[int]) -> None:
+                 base_params: Mapping[str, Any], eos_token_ids: Sequence[int],
+                 bans: dict[tuple[str, ...], TextBan] | None = None) -> None:
         self.server_manager = server_manager
         self.loop = loop
         self.request_id = request_id  # one per episode: verl keeps a request on one server (prefix cache)
@@ -245,6 +242,7 @@ class ServerBackend:
         self.base_params = dict(base_params)
         self.eos_token_ids = tuple(eos_token_ids)
         self.calls = 0
+        self._bans = {} if bans is None else bans  # shared by the episodes of one agent loop
         self.global_steps: dict[str, int] = {}
         """`min_global_steps`/`max_global_steps` over this episode's generations: the weight
         versions it was generated across (verl's `LLMServerClient` puts them in each
@@ -259,12 +257,23 @@ class ServerBackend:
         if params.stop_strings:
             p.update(stop=list(params.stop_strings), include_stop_str_in_output=True)
         if params.forbidden:
-            p["bad_words"] = list(params.forbidden)
+            p["bad_words"] = list(params.forbidden)  # token-level only: `generate` holds the rest
+        if params.banned_ids:
+            p["logit_bias"] = {int(i): -100.0 for i in params.banned_ids}
         return p
 
     def generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
         check_limits(contexts, max_new_tokens)
         self.calls += 1
+        gens = self._generate(contexts, max_new_tokens, params)
+        if params.forbidden:  # the server bans words as token sequences; the text lock is ours
+            key = tuple(params.forbidden)
+            if key not in self._bans:  # built once per episode: token_texts decodes the vocabulary
+                self._bans[key] = TextBan(self.tokenizer, key)
+            gens = hold(self._generate, self._bans[key], contexts, max_new_tokens, params, gens)
+        return gens
+
+    def _generate(self, contexts: list[list[int]], max_new_tokens: list[int], params: SamplingParams) -> list[Generation]:
         futures = [asyncio.run_coroutine_threadsafe(
             self.server_manager.generate(f"{self.request_id}-{i}" if len(contexts) > 1 else self.request_id,
                                          prompt_ids=list(ctx), sampling_params=self.sampling_params(params, limit)),
