@@ -4,6 +4,8 @@ makes loading raise, so a check that came too late fails the test instead of slo
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from typer.testing import CliRunner
 
@@ -22,13 +24,15 @@ def no_loading(monkeypatch):
 
     import eapo.distributed.launch
     import eapo.models.build
+    import eapo.rollout.backends
     import eapo.rollout.demo
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model was built or loaded (or a process started) before the checks")
 
     for owner, name in [(eapo.models.build, "load_policy"), (eapo.models.build, "ensure_tiny_models"),
-                        (eapo.rollout.demo, "load_policy"), (eapo.rollout.demo, "ensure_tiny_models"),
+                        (eapo.rollout.backends, "load_backend"), (eapo.rollout.demo, "load_backend"),
+                        (eapo.rollout.demo, "ensure_tiny_models"),
                         (transformers.AutoModelForCausalLM, "from_pretrained"),
                         (transformers.AutoTokenizer, "from_pretrained"), (eapo.distributed.launch, "relaunch")]:
         monkeypatch.setattr(owner, name, refuse)
@@ -128,3 +132,27 @@ def test_configuration_is_checked_before_the_model(no_loading, command):
 def test_train_checks_the_configuration_before_launching_processes(no_loading):
     res = _run("train", "--num-processes", "2", "--set", "rl.steps=0")
     assert res.exit_code == 2 and res.output.startswith("configuration error: rl.steps must be")
+
+
+@pytest.mark.parametrize("args", [["eval", "--benchmark", "chain"], ["rollout"]])
+def test_an_unknown_backend_is_refused_before_any_model(no_loading, args):
+    res = _run(*args, "--backend", "tgi")
+    assert res.exit_code == 2
+    assert res.output.splitlines() == ["error: --backend: unknown backend 'tgi'; valid: hf, vllm"]
+
+
+def test_compare_checks_eval_backend_in_the_configuration(no_loading):
+    res = _run("compare", "--set", "eval.backend=tgi")
+    assert res.exit_code == 2 and res.output.startswith("configuration error: eval.backend must be one of")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+@pytest.mark.parametrize("args", [["eval", "--benchmark", "chain", "--backend", "vllm"],
+                                  ["rollout", "--backend", "vllm"],
+                                  ["compare", "--set", "eval.backend=vllm"]])
+def test_vllm_without_vllm_says_how_to_get_it(no_loading, args):
+    res = _run(*args)
+    assert res.exit_code == 2
+    line = " ".join(res.output.split())
+    assert "vllm: vLLM is not installed in this environment (pip install vllm (GPU) or" in line
+    assert "make venv-vllm" in line

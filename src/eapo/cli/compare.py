@@ -81,7 +81,11 @@ def compare(
             model = check_model(model)
         elif cfg.model.policy:
             check_model(cfg.model.policy, option="model.policy")
-    except ModelArgumentError as e:
+        if not no_run:
+            from eapo.rollout.backends import check_backend
+
+            check_backend(cfg.eval.backend, option="eval.backend")
+    except ValueError as e:  # ModelArgumentError is one
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     command = "eapo compare " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 1 else "eapo compare"

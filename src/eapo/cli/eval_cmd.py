@@ -63,6 +63,8 @@ def eval_(
     workers: Annotated[int, typer.Option(help="Programs run at once in the sandbox (code benchmarks).")] = 4,
     field: Annotated[Optional[list[str]], typer.Option(help="For a .jsonl benchmark: KEY=NAME with KEY in id, question, answer, choices.")] = None,
     seed: int = 0,
+    backend: Annotated[str, typer.Option(help="hf | vllm: what generates (vllm: a vllm.LLM in this process, prefix "
+                                              "caching on; what to use for avg@32 on a real benchmark).")] = "hf",
     cache_dir: Optional[Path] = None,
     verbose: bool = False,
 ) -> None:
@@ -74,8 +76,9 @@ def eval_(
     from eapo.evaluation.bench_eval import BenchEvalConfig, evaluate_benchmark
     from eapo.evaluation.benchmarks import resolve_spec
     from eapo.evaluation.itemstore import ResumeError
-    from eapo.models.build import ensure_tiny_models, load_policy
+    from eapo.models.build import ensure_tiny_models
     from eapo.models.resolve import check_model
+    from eapo.rollout.backends import check_backend, load_backend
     from eapo.rollout.config import RolloutConfig
 
     console = output_console()
@@ -93,6 +96,7 @@ def eval_(
                                 max_completion_tokens=max(2 * max_tokens, 512),
                                 system_prompt=None if with_system else "")  # None: the protocol's text
         fields = _fields(field) or None
+        check_backend(backend)
         resolve_spec(benchmark, fields)  # an unknown name is refused here, listing the known ones
         if benchmark.endswith(".jsonl") and not Path(benchmark).expanduser().is_file():
             raise ValueError(f"no such benchmark file: {benchmark}")
@@ -105,12 +109,13 @@ def eval_(
         cfg = BenchEvalConfig(benchmark=benchmark, model=policy or "tiny", n=n, ks=ks, limit=limit,
                               lock=lock or "forbid", experts=experts_cfg, temperature=temperature, greedy=greedy,
                               turn_budget=turns, seed=seed, batch_size=batch_size, rollout=rollout, fields=fields,
-                              code_timeout_s=code_timeout, code_workers=workers)
+                              code_timeout_s=code_timeout, code_workers=workers, backend=backend)
         if policy is None:  # the tiny policy, built (or found in the cache) once the options are known good
             policy = str(ensure_tiny_models(cache_dir)["policy"])
             cfg = dataclasses.replace(cfg, model=policy)
-        mdl, tok = load_policy(policy)
-        res = evaluate_benchmark(cfg, model=mdl, tokenizer=tok, out=out, overwrite=overwrite)
+        loaded = load_backend(backend, policy, seed=seed)
+        res = evaluate_benchmark(cfg, model=loaded.model, tokenizer=loaded.tokenizer, backend=loaded.backend, out=out,
+                                 overwrite=overwrite)
     except KeyboardInterrupt:
         where = f"rerun the same command to continue in {out}" if out else "no --out, nothing was kept"
         console.print(f"[yellow]interrupted:[/yellow] {where}")

@@ -47,12 +47,15 @@ def rollout(
         "--system-prompt/--no-system-prompt",
         help="The protocol's system text (default: on for --policy, off for the tiny policy, which was "
              "warm-started without it).")] = None,
+    backend: Annotated[str, typer.Option(help="hf | vllm: what generates the policy's turns (vllm: a vllm.LLM in "
+                                              "this process, prefix caching on).")] = "hf",
     verbose: bool = False,
 ) -> None:
     """Roll out the policy with experts on the built-in task and dump every episode."""
     setup_logging(verbose)
     from eapo.models.checks import PolicyCheckError
     from eapo.models.resolve import ModelArgumentError, check_model
+    from eapo.rollout.backends import check_backend
     from eapo.rollout.demo import ROLLOUT_EXPERTS, run_rollout_demo
 
     console = output_console()
@@ -60,12 +63,14 @@ def rollout(
         if expert not in ROLLOUT_EXPERTS:
             raise ValueError(f"--expert: unknown expert {expert!r}; valid: {', '.join(ROLLOUT_EXPERTS)}")
         policy = check_model(policy, option="--policy") if policy else None
+        check_backend(backend)
     except ValueError as e:  # ModelArgumentError is one
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     try:
         summary = run_rollout_demo(out=out, n=n, expert=expert, policy=policy, rho=rho, k=k, turns=turns,
-                                   temperature=temperature, seed=seed, cache_dir=cache_dir, system_prompt=system_prompt)
+                                   temperature=temperature, seed=seed, cache_dir=cache_dir, system_prompt=system_prompt,
+                                   backend=backend)
     except PolicyCheckError as e:
         console.print(f"[red]policy error:[/red] {e}")
         raise typer.Exit(2) from None
@@ -219,7 +224,7 @@ def summarize(
 def demo(cache_dir: Optional[Path] = None) -> None:
     """A rollout of the tiny policy with the oracle expert, dumped to runs/demo/rollout.jsonl."""
     rollout(out=Path("runs/demo/rollout.jsonl"), n=32, expert="oracle", policy=None, rho=1.0, k=3, turns=6,
-            temperature=1.0, seed=0, cache_dir=cache_dir, system_prompt=None, verbose=False)
+            temperature=1.0, seed=0, cache_dir=cache_dir, system_prompt=None, backend="hf", verbose=False)
 
 
 # `eval` and `score` live in their own module (eapo.cli.eval_cmd).

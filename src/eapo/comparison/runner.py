@@ -172,24 +172,25 @@ def run_cell(cfg: TrainConfig, spec: RowSpec, seed: int, out: Path, policy: str)
 
 
 def _eval_cell(cfg: TrainConfig, spec: RowSpec, run_dir: Path, policy: str) -> dict[str, Any]:
-    from eapo.models.build import load_policy
+    from eapo.rollout.backends import load_backend
     from eapo.training.run import build_pool, build_task, evaluate_expert_free, with_task_settings, write_eval
 
     task = build_task(cfg)
     cfg = with_task_settings(cfg, task)
     test = task.split("test")[: cfg.eval.test_size]
-    model, tok = load_policy(policy)
+    loaded = load_backend(cfg.eval.backend, policy, seed=cfg.seed)
+    model, tok = loaded.model, loaded.tokenizer
     if spec.with_experts:
         from eapo.comparison.workflow import evaluate_with_experts
         from eapo.evaluation.evaluate import EvalResult
 
         pool = build_pool(cfg, task, policy)
-        metrics, records = evaluate_with_experts(cfg, model, tok, test, pool, task.scorer)
+        metrics, records = evaluate_with_experts(cfg, model, tok, test, pool, task.scorer, backend=loaded.backend)
         write_eval(run_dir, "test", EvalResult(metrics=metrics, records=records))
         n_eps = cfg.eval.n * len(test)
         return {"test": metrics, "val": [], "expert_calls": metrics["eval/expert_calls"] * n_eps,
                 "expert_tokens": metrics["eval/expert_tokens"] * n_eps, "expert_spent_at": "inference"}
-    res = evaluate_expert_free(cfg, model, tok, test, task.scorer)
+    res = evaluate_expert_free(cfg, model, tok, test, task.scorer, backend=loaded.backend)
     write_eval(run_dir, "test", res)
     return {"test": res.metrics, "val": [], "expert_calls": 0.0, "expert_tokens": 0.0}
 

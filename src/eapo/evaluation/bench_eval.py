@@ -97,6 +97,9 @@ class BenchEvalConfig:
     """Wall-clock limit of one program in the sandbox."""
     code_workers: int = 4
     """Programs run at once."""
+    backend: str = "hf"
+    """What generates (`eapo.rollout.backends`): hf or vllm. Part of the identity: the two
+    engines sample differently from the same seeds."""
 
     def __post_init__(self) -> None:
         for name in ("n", "turn_budget", "batch_size", "code_workers"):
@@ -173,6 +176,8 @@ def identity(cfg: BenchEvalConfig, spec: BenchmarkSpec) -> dict[str, Any]:
         "problems_per_block": cfg.problems_per_block,
         "rollout": to_dict(rollout),
         "code_timeout_s": cfg.code_timeout_s if spec.scorer == "code" else None,
+        # only when not the default, so evaluations written before the option still continue
+        **({"backend": cfg.backend} if cfg.backend != "hf" else {}),
     }
 
 

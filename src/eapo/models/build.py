@@ -264,6 +264,15 @@ def load_policy(
     """
     kwargs = {} if dtype is None else {"dtype": dtype}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    tokenizer = load_tokenizer(path)
+    check_policy(tokenizer, model=model, name=str(path))  # before any rollout or training step
+    if device is not None:
+        model = model.to(device)
+    return model, tokenizer
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The policy's tokenizer as every backend needs it: left padding and a pad token."""
     tokenizer = AutoTokenizer.from_pretrained(path)
     if tokenizer.padding_side != "left":
         # Batched generation appends on the right, so prompts must be padded on the left;
@@ -275,7 +284,4 @@ def load_policy(
         # the attention mask, so reusing eos is safe for generation and loss alike.
         logger.warning("%s has no pad token; using its eos token %r", path, tokenizer.eos_token)
         tokenizer.pad_token = tokenizer.eos_token
-    check_policy(tokenizer, model=model, name=str(path))  # before any rollout or training step
-    if device is not None:
-        model = model.to(device)
-    return model, tokenizer
+    return tokenizer

@@ -29,14 +29,17 @@ class PolicyCheckError(ValueError):
     """A model or tokenizer that cannot serve as the policy; the message names the problem."""
 
 
-def check_policy(tokenizer: Any, *, model: Any = None, tags: Tags | None = None, name: str = "the policy") -> None:
+def check_policy(tokenizer: Any, *, model: Any = None, vocab_size: int | None = None, tags: Tags | None = None,
+                 name: str = "the policy") -> None:
     """Raise PolicyCheckError naming the first problem found; log the no-template fallback.
 
     `model`: its vocabulary (input and output embedding rows) must cover `len(tokenizer)`,
-    and the missing chat template is logged. `tags`: every protocol tag must round-trip
-    through the tokenizer."""
-    if model is not None:
-        _check_vocabulary(model, tokenizer, name)
+    and the missing chat template is logged. `vocab_size`: the same check from the model's
+    config, for an engine that loads the weights itself (vLLM). `tags`: every protocol tag
+    must round-trip through the tokenizer."""
+    if model is not None or vocab_size is not None:
+        sizes = _embedding_rows(model) if model is not None else {"config vocab_size": int(vocab_size)}
+        _check_vocabulary(sizes, tokenizer, name)
         if not getattr(tokenizer, "chat_template", None):
             log.info("%s: the tokenizer has no chat template; prompts use the plain fallback "
                      "(system text, a blank line, the question; eapo.protocol.prompt)", name)
@@ -44,14 +47,18 @@ def check_policy(tokenizer: Any, *, model: Any = None, tags: Tags | None = None,
         _check_tags(tokenizer, tags, name)
 
 
-def _check_vocabulary(model: Any, tokenizer: Any, name: str) -> None:
-    n_tokens = len(tokenizer)
+def _embedding_rows(model: Any) -> dict[str, int]:
     sizes = {}
     for side, get in (("input", "get_input_embeddings"), ("output", "get_output_embeddings")):
         module = getattr(model, get, lambda: None)()
         weight = getattr(module, "weight", None)
         if weight is not None:
             sizes[side] = int(weight.shape[0])
+    return sizes
+
+
+def _check_vocabulary(sizes: dict[str, int], tokenizer: Any, name: str) -> None:
+    n_tokens = len(tokenizer)
     rows = min(sizes.values(), default=None)
     if rows is not None and rows < n_tokens:
         raise PolicyCheckError(

@@ -15,11 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
-from eapo.models.build import ensure_tiny_models, load_policy
+from eapo.models.build import ensure_tiny_models
 from eapo.rollout.config import RolloutConfig
 from eapo.rollout.dump import episode_record, write_jsonl
+from eapo.rollout.backends import load_backend
 from eapo.rollout.engine import RolloutEngine
-from eapo.rollout.hf_backend import HFBackend
 from eapo.rollout.metrics import rollout_metrics
 from eapo.tasks.arithmetic import ChainTask
 
@@ -30,14 +30,15 @@ ROLLOUT_EXPERTS = ("oracle", "noisy-oracle", "model")
 
 def run_rollout_demo(*, out: Path, n: int, expert: str, policy: str | None, rho: float, k: int, turns: int,
                      temperature: float, seed: int, cache_dir: Path | None,
-                     system_prompt: bool | None = None) -> dict[str, float]:
+                     system_prompt: bool | None = None, backend: str = "hf") -> dict[str, float]:
     if expert not in ROLLOUT_EXPERTS:
         raise ValueError(f"unknown expert {expert!r}; valid: {', '.join(ROLLOUT_EXPERTS)}")
     task = ChainTask(min_len=1, max_len=3, seed=seed)
     # the tiny models are built only when used (a given policy with the oracle needs none)
     paths = ensure_tiny_models(cache_dir) if policy is None or expert == "model" else {}
     policy_path = policy or str(paths["policy"])
-    model, tok = load_policy(policy_path)
+    loaded = load_backend(backend, policy_path, seed=seed)
+    tok = loaded.tokenizer
     oracle = OracleExpert(task.oracle_answer)
     members = {
         "oracle": lambda: [oracle],
@@ -46,7 +47,7 @@ def run_rollout_demo(*, out: Path, n: int, expert: str, policy: str | None, rho:
     }
     with_system = system_prompt if system_prompt is not None else policy is not None
     config = RolloutConfig(max_queries=k, temperature=temperature, system_prompt=None if with_system else "")
-    engine = RolloutEngine(HFBackend(model, tok), tok, config,
+    engine = RolloutEngine(loaded.backend, tok, config,
                            pool=ExpertPool(members[expert](), seed=seed), scorer=task.scorer, seed=seed)
     problems = task.split("test")
     batch = [problems[i % len(problems)] for i in range(n)]

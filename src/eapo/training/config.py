@@ -382,6 +382,10 @@ class EvalConfig:
     test_size: int | None = None
     """Test problems of the final evaluation (the first ones of the split); null: all of them.
     Limit here rather than with task.test_size, which redraws the splits (and the warm start)."""
+    backend: str = "hf"
+    """hf | vllm: what generates the evaluation rows of `eapo compare` (base, workflow), which
+    evaluate a saved policy. A trained arm's own evaluations use the in-memory weights (hf);
+    evaluate its saved checkpoint with `eapo eval --backend vllm`."""
 
     def __post_init__(self) -> None:
         _int("eval", "n", self.n)
@@ -393,6 +397,7 @@ class EvalConfig:
                 raise ValueError(f"eval.k values must be <= eval.n ({self.n}) for an unbiased pass@k, got {k}")
         _real("eval", "temperature", self.temperature, open_low=True)
         _one_of("eval", "lock", self.lock, EVAL_LOCKS)
+        _one_of("eval", "backend", self.backend, ("hf", "vllm"))
         _int("eval", "every_steps", self.every_steps, low=0)
         _int("eval", "val_size", self.val_size)
         if self.test_size is not None:

@@ -181,14 +181,15 @@ def grpo_args(cfg: TrainConfig, run_dir: Path) -> Any:
     return GRPOConfig(**args)
 
 
-def evaluate_expert_free(cfg: TrainConfig, model: Any, tok: Any, problems: list, scorer: str, *, step: int = 0) -> Any:
+def evaluate_expert_free(cfg: TrainConfig, model: Any, tok: Any, problems: list, scorer: str, *, step: int = 0,
+                         backend: Any = None) -> Any:
     """EAPO.md §5 evaluation with the run's settings: consult locked, evaluation turn budget."""
     from eapo.evaluation.evaluate import evaluate_policy
 
     e = cfg.eval
     return evaluate_policy(model, tok, problems, rollout=cfg.rollout, lock=e.lock, n=e.n, ks=e.k,
                            temperature=e.temperature, greedy=e.greedy, turn_budget=eval_turn_budget(cfg.turn_budget),
-                           scorer=scorer, seed=cfg.seed, step=step)
+                           scorer=scorer, seed=cfg.seed, step=step, backend=backend)
 
 
 def write_eval(out_dir: Path, name: str, result: Any) -> None:
