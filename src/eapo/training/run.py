@@ -40,6 +40,7 @@ from eapo.tasks.arithmetic import ChainTask
 from eapo.tasks.dataset import DatasetTask
 from eapo.training.callbacks import EAPOState, MetricsLogger, PeriodicEval, Progress, StopAt
 from eapo.training.checkpoints import CheckpointError, last_complete_checkpoint, read_state
+from eapo.training.compat import no_activation_checkpointing
 from eapo.training.config import TrainConfig
 from eapo.training.rollout_func import EAPORollout, eapo_reward
 from eapo.training.tracking import SinkContext, open_sinks
@@ -170,7 +171,7 @@ def grpo_args(cfg: TrainConfig, run_dir: Path) -> Any:
         report_to="none",
         use_cpu=not on_gpu,
         bf16=on_gpu and torch.cuda.is_bf16_supported(),
-        activation_checkpointing=False,  # transformers 5 name of gradient_checkpointing (TRL defaults it on)
+        **no_activation_checkpointing(),  # TRL turns it on by default; the name depends on transformers
         remove_unused_columns=False,
         disable_tqdm=False,
         log_completions=False,

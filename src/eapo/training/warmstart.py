@@ -43,6 +43,7 @@ from typing import Any
 from eapo.protocol.prompt import prompt_ids
 from eapo.protocol.tags import Tags
 from eapo.tasks.arithmetic import ChainTask, chain_steps
+from eapo.training.compat import no_activation_checkpointing
 from eapo.training.config import WarmStartConfig
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def make_trainer(model: Any, tokenizer: Any, examples: list[dict[str, list[int]]
         data_seed=cfg.seed,
         use_cpu=True,
         bf16=False,
-        activation_checkpointing=False,  # transformers 5 name of gradient_checkpointing (TRL defaults it on)
+        **no_activation_checkpointing(),  # TRL turns it on by default; the name depends on transformers
         report_to="none",
         save_strategy="no",
         logging_steps=max(1, cfg.steps // 10),
