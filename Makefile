@@ -79,7 +79,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-vllm: venv-vllm
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_BIN)/python -m pytest tests/real_vllm $(PYTEST_ARGS)
+	EAPO_REQUIRE_VLLM=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VLLM_BIN)/python -m pytest tests/real_vllm $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(VERL_VENV) $(VLLM_VENV) runs .cache

@@ -15,7 +15,10 @@ import pytest
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
-vllm = pytest.importorskip("vllm", reason="vllm is not installed here: `make test-vllm` runs this tier in .venv-vllm")
+if os.environ.get("EAPO_REQUIRE_VLLM") == "1":  # make test-vllm: a vLLM that does not import is a failure
+    import vllm
+else:
+    vllm = pytest.importorskip("vllm", reason="vllm is not installed here: `make test-vllm` runs this tier in .venv-vllm")
 
 ROOT = Path(os.environ.get("EAPO_TOKENIZERS_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "tokenizers"))
 # The script the wired model writes after the opening of its turn: the consult tag spelled
@@ -103,3 +106,33 @@ def backend(llm, tok):
     be = VLLMBackend(ColocateEngine(llm, vllm.SamplingParams), tok)
     assert tok.convert_tokens_to_ids("<|im_end|>") in be.eos_token_ids
     return be
+
+
+@pytest.fixture(scope="session")
+def random_dir(tmp_path_factory, tok):
+    """A random-init Qwen2 model with working attention and MLP (unlike the wired one) and a
+    sharpened output layer, so its distributions are peaked as a trained model's are: the
+    model for comparing log-probs between engines."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    folder = tmp_path_factory.mktemp("random-qwen2")
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=2048,
+                      tie_word_embeddings=False, eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+                      pad_token_id=tok.pad_token_id)
+    model = Qwen2ForCausalLM(cfg)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20.0)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def random_llm(random_dir):
+    # Session scope, as `llm`: an engine torn down mid-session takes vLLM's per-process
+    # parallel state, and with it the other engine, along.
+    return vllm.LLM(model=str(random_dir), dtype="float32", max_model_len=1024, enable_prefix_caching=True,
+                    enforce_eager=True, seed=0, max_num_seqs=16)
