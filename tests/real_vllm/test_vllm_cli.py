@@ -57,3 +57,18 @@ def test_eval_with_the_vllm_backend_records_it_and_will_not_mix_engines(tmp_path
     assert all(r["policy_tokens"] <= 64 for r in items)
     again = eapo(*args, "--backend", "hf")  # the same folder, another engine: refused
     assert again.returncode == 2 and "backend" in " ".join(again.stdout.split()), again.stdout + again.stderr[-2000:]
+
+
+def test_compare_evaluates_its_base_row_with_vllm(wired_dir, tmp_path):
+    folder, _ = wired_dir
+    out = tmp_path / "cmp"
+    sets = ["eval.backend=vllm", "eval.n=2", "eval.k=[1,2]", "task.test_size=4", "task.val_size=2", "eval.val_size=2",
+            "task.train_size=4", "rollout.tokens_per_turn=16", "rollout.max_policy_tokens=32", "turn_budget.eval=1"]
+    res = eapo("compare", "--rows", "base", "--seeds", "1", "--model", str(folder), "--out", str(out),
+               *[x for s in sets for x in ("--set", s)])
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    assert "starting vLLM" in res.stderr  # the row's policy was loaded by vLLM, not transformers
+    cell = out / "base" / "seed-0"
+    records = [json.loads(x) for x in (cell / "test_records.jsonl").read_text().splitlines()]
+    assert len([r for r in records if not r.get("greedy")]) == 8
+    assert json.loads((out / "results.json").read_text())["rows"]
