@@ -109,8 +109,10 @@ class Progress(TrainerCallback):
     WATCH = {"reward/mean": "reward", "reward/accuracy": "acc", "expert/consult_rate": "consult",
              "expert/acceptance_rate": "accept", "schedule/rho_effective": "rho", "reward/frac_zero_std": "zero-var"}
 
-    def __init__(self, label: str, *, live: bool | None = None, log_every_s: float = 30.0) -> None:
+    def __init__(self, label: str, *, live: bool | None = None, log_every_s: float = 30.0,
+                 watch: dict[str, str] | None = None) -> None:
         self.label, self.live, self.log_every_s = label, live, log_every_s
+        self.watch = self.WATCH if watch is None else watch
         self.bar: ProgressBar | None = None
 
     def on_train_begin(self, args, state, control, **kw):
@@ -126,7 +128,7 @@ class Progress(TrainerCallback):
         if self.bar is None or not logs:
             return
         row = canonical_row(logs)
-        shown = {short: row[key] for key, short in self.WATCH.items() if isinstance(row.get(key), (int, float))}
+        shown = {short: row[key] for key, short in self.watch.items() if isinstance(row.get(key), (int, float))}
         if shown:
             self.bar.note(" ".join(f"{k}={v:.3g}" for k, v in shown.items()))
 

@@ -40,6 +40,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from eapo.assets import shipped_warm_start
 from eapo.protocol.prompt import prompt_ids
 from eapo.protocol.tags import Tags
 from eapo.tasks.arithmetic import ChainTask, chain_steps
@@ -158,6 +159,32 @@ def warm_start_key(policy_path: str | Path, task: ChainTask, cfg: WarmStartConfi
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+class ShippedWarmStartError(RuntimeError):
+    """The shipped warm start does not match its own record (a damaged installation)."""
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file of a warm-start folder but its marker, by name."""
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.iterdir())
+            if f.is_file() and f.name != MARKER_FILE}
+
+
+def _copy_shipped(artifact: Path, tmp: Path, key: str) -> None:
+    """Copy the shipped folder into `tmp`, marker last, after checking key and files."""
+    record = json.loads((artifact / MARKER_FILE).read_text())
+    if record.get("key") != key or not record.get("files"):
+        raise ShippedWarmStartError(f"{artifact}: its marker does not record key {key} and its files")
+    tmp.mkdir(parents=True)
+    for name in record["files"]:
+        shutil.copyfile(artifact / name, tmp / name)
+    got = file_digests(tmp)
+    if got != record["files"]:
+        bad = sorted(n for n in set(got) | set(record["files"]) if got.get(n) != record["files"].get(n))
+        raise ShippedWarmStartError(f"{artifact}: files {bad} do not match their recorded sha256 (reinstall eapo, "
+                                    "or train the warm start anew: warm_start(..., shipped=False))")
+    shutil.copyfile(artifact / MARKER_FILE, tmp / MARKER_FILE)  # last: completes the copy
+
+
 def _is_complete(folder: Path, key: str) -> bool:
     try:
         return json.loads((folder / MARKER_FILE).read_text()).get("key") == key
@@ -166,12 +193,16 @@ def _is_complete(folder: Path, key: str) -> bool:
 
 
 def warm_start(
-    policy_path: str | Path, out_dir: str | Path, task: ChainTask = ChainTask(), cfg: WarmStartConfig = WarmStartConfig()
+    policy_path: str | Path, out_dir: str | Path, task: ChainTask = ChainTask(), cfg: WarmStartConfig = WarmStartConfig(),
+    *, shipped: bool = True,
 ) -> Path:
     """Fine-tune the policy at `policy_path` on worked solutions; return the saved model folder
     `out_dir/warmstart-<key>` (model, tokenizer, generation config, `eapo_warmstart.json`).
 
-    A finished folder for the same (policy, task, cfg) is returned at once without training."""
+    A finished folder for the same (policy, task, cfg) is returned at once without training.
+    With `shipped`, a warm start shipped with the package for the same key (`eapo.assets`:
+    the default one) is copied instead of trained, after its files are checked against the
+    sha256 its marker records."""
     policy_path, out_dir = Path(policy_path), Path(out_dir)
     key = warm_start_key(policy_path, task, cfg)
     final = out_dir / f"warmstart-{key}"
@@ -180,11 +211,16 @@ def warm_start(
         return final
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    artifact = shipped_warm_start(key) if shipped else None
     try:
-        record = _train(policy_path, tmp, task, cfg)
-        record.update(key=key, format=FORMAT_VERSION, source=_source_identity(policy_path),
-                      task=dataclasses.asdict(task), cfg=dataclasses.asdict(cfg))
-        (tmp / MARKER_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")  # last: completes it
+        if artifact is not None:
+            _copy_shipped(artifact, tmp, key)
+            logger.info("warm start %s: the shipped one (the same recipe, key and files; eapo.assets)", key)
+        else:
+            record = _train(policy_path, tmp, task, cfg)
+            record.update(key=key, format=FORMAT_VERSION, source=_source_identity(policy_path),
+                          task=dataclasses.asdict(task), cfg=dataclasses.asdict(cfg), files=file_digests(tmp))
+            (tmp / MARKER_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")  # last: completes it
         if final.exists():
             if _is_complete(final, key):  # another process finished first; its result is as good
                 return final
@@ -235,7 +271,10 @@ def make_trainer(model: Any, tokenizer: Any, examples: list[dict[str, list[int]]
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer)
+    from eapo.training.callbacks import Progress
+
+    return SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+                      callbacks=[Progress("warm start", watch={"loss/policy": "loss"})])
 
 
 def _train(policy_path: Path, folder: Path, task: ChainTask, cfg: WarmStartConfig) -> dict[str, Any]:
