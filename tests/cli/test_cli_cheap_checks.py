@@ -156,3 +156,26 @@ def test_vllm_without_vllm_says_how_to_get_it(no_loading, args):
     line = " ".join(res.output.split())
     assert "vllm: vLLM is not installed in this environment (pip install vllm (GPU) or" in line
     assert "make venv-vllm" in line
+
+
+@pytest.mark.parametrize("args", [
+    ["eval", "--benchmark", "nosuch", "--model", "x"],
+    ["eval", "--benchmark", "aime2024", "--model", "/nonexistent"],
+    ["score", "--benchmark", "nosuch", "--predictions", "p.jsonl"],
+    ["rollout", "--policy", "/nonexistent"],
+    ["rollout", "--expert", "nosuch"],
+    ["train", "--set", "rl.stpes=1"],
+    ["compare", "--set", "eval.backend=tgi"],
+])
+def test_a_wrong_argument_is_refused_before_torch_is_imported(args, tmp_path):
+    """At once means before torch and transformers load (seconds on these machines, more on
+    a busy one): the refusal runs in a fresh interpreter that must never have imported them."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom typer.testing import CliRunner\nfrom eapo.cli.main import app\n"
+             f"res = CliRunner().invoke(app, {args!r})\n"
+             "print(res.exit_code, sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "[]" and out.stdout.split()[0] == "2", out.stdout

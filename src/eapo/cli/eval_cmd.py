@@ -73,10 +73,8 @@ def eval_(
     # Timeouts are off on purpose (see eapo.rewards.math); math-verify would warn about it.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     from eapo.config import ConfigError
-    from eapo.evaluation.bench_eval import BenchEvalConfig, evaluate_benchmark
     from eapo.evaluation.benchmarks import resolve_spec
     from eapo.evaluation.itemstore import ResumeError
-    from eapo.models.build import ensure_tiny_models
     from eapo.models.resolve import check_model
     from eapo.rollout.backends import check_backend, load_backend
     from eapo.rollout.config import RolloutConfig
@@ -106,6 +104,10 @@ def eval_(
         if model:
             policy = check_model(model)
             policy = str(Path(policy).resolve()) if Path(policy).exists() else policy
+        # The arguments are known good: now pay for torch and transformers (seconds).
+        from eapo.evaluation.bench_eval import BenchEvalConfig, evaluate_benchmark
+        from eapo.models.build import ensure_tiny_models
+
         cfg = BenchEvalConfig(benchmark=benchmark, model=policy or "tiny", n=n, ks=ks, limit=limit,
                               lock=lock or "forbid", experts=experts_cfg, temperature=temperature, greedy=greedy,
                               turn_budget=turns, seed=seed, batch_size=batch_size, rollout=rollout, fields=fields,

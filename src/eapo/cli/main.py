@@ -56,7 +56,7 @@ def rollout(
     from eapo.models.checks import PolicyCheckError
     from eapo.models.resolve import ModelArgumentError, check_model
     from eapo.rollout.backends import check_backend
-    from eapo.rollout.demo import ROLLOUT_EXPERTS, run_rollout_demo
+    from eapo.rollout.config import ROLLOUT_EXPERTS
 
     console = output_console()
     try:  # the arguments first: nothing is built or loaded for a wrong one
@@ -67,6 +67,8 @@ def rollout(
     except ValueError as e:  # ModelArgumentError is one
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    from eapo.rollout.demo import run_rollout_demo  # torch and transformers: after the checks
+
     try:
         summary = run_rollout_demo(out=out, n=n, expert=expert, policy=policy, rho=rho, k=k, turns=turns,
                                    temperature=temperature, seed=seed, cache_dir=cache_dir, system_prompt=system_prompt,

@@ -2,9 +2,28 @@
 evaluation of a policy during training (EAPO.md §5, `evaluate`), benchmarks and their
 loaders (`benchmarks`), `eapo eval` (`bench_eval`: expert-free or with experts, resumable
 output in `itemstore`, episode records and their summary in `records`, code benchmarks
-via `prompts` and the sandbox) and `eapo score` (`score`: generations made elsewhere)."""
+via `prompts` and the sandbox) and `eapo score` (`score`: generations made elsewhere).
 
-from eapo.evaluation.evaluate import EvalResult, evaluate_policy
-from eapo.evaluation.metrics import is_correct, pass_at_k, summarize
+The names below are loaded on first use (PEP 562), so that `eapo.evaluation.benchmarks`
+(what `eapo eval` checks its arguments with) does not import torch before refusing one."""
 
-__all__ = ["EvalResult", "evaluate_policy", "is_correct", "pass_at_k", "summarize"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "EvalResult": "eapo.evaluation.evaluate",
+    "evaluate_policy": "eapo.evaluation.evaluate",
+    "is_correct": "eapo.evaluation.metrics",
+    "pass_at_k": "eapo.evaluation.metrics",
+    "summarize": "eapo.evaluation.metrics",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'eapo.evaluation' has no attribute {name!r}")
+    return getattr(importlib.import_module(_NAMES[name]), name)

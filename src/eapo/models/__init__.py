@@ -1,22 +1,29 @@
 """Models: the tiny built-in policy and expert (real Hugging Face formats, built locally
-with no model hub) and `load_policy`, which loads those and real checkpoints alike."""
+with no model hub) and `load_policy`, which loads those and real checkpoints alike.
 
-from eapo.models.build import (
-    EXPERT_SPEC,
-    POLICY_SPEC,
-    TinyModelSpec,
-    build_tiny_model,
-    ensure_tiny_models,
-    load_policy,
-)
-from eapo.models.tokenizer import build_tokenizer
+The names are loaded on first use (PEP 562): `eapo.models.resolve` and `eapo.models.checks`
+are what a command's cheap checks import, and they must not pay for torch and transformers
+(seconds) before an argument is refused."""
 
-__all__ = [
-    "EXPERT_SPEC",
-    "POLICY_SPEC",
-    "TinyModelSpec",
-    "build_tiny_model",
-    "build_tokenizer",
-    "ensure_tiny_models",
-    "load_policy",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "EXPERT_SPEC": "eapo.models.build",
+    "POLICY_SPEC": "eapo.models.build",
+    "TinyModelSpec": "eapo.models.build",
+    "build_tiny_model": "eapo.models.build",
+    "ensure_tiny_models": "eapo.models.build",
+    "load_policy": "eapo.models.build",
+    "build_tokenizer": "eapo.models.tokenizer",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'eapo.models' has no attribute {name!r}")
+    return getattr(importlib.import_module(_NAMES[name]), name)

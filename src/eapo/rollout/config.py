@@ -9,6 +9,9 @@ from eapo.protocol.tags import Tags
 CONSULT_MODES = ("open", "refuse", "forbid")
 CONSULT_STYLES = ("block", "bare")
 BARE_REFUSALS = ("block", "silent")
+# The experts `eapo rollout --expert` offers; here, not in rollout/demo.py, so the command
+# can refuse a wrong name before it imports torch.
+ROLLOUT_EXPERTS = ("oracle", "noisy-oracle", "model")
 
 
 @dataclass(frozen=True)

@@ -16,16 +16,13 @@ from pathlib import Path
 
 from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
 from eapo.models.build import ensure_tiny_models
-from eapo.rollout.config import RolloutConfig
+from eapo.rollout.config import ROLLOUT_EXPERTS, RolloutConfig
 from eapo.rollout.dump import episode_record, write_jsonl
 from eapo.rollout.backends import load_backend
 from eapo.rollout.engine import RolloutEngine
 from eapo.rollout.metrics import rollout_metrics
 from eapo.tasks.arithmetic import ChainTask
 
-
-# The --expert choices; checked before any model is built or loaded.
-ROLLOUT_EXPERTS = ("oracle", "noisy-oracle", "model")
 
 
 def run_rollout_demo(*, out: Path, n: int, expert: str, policy: str | None, rho: float, k: int, turns: int,
