@@ -1,8 +1,9 @@
 """Continue a cached warm start with other demonstration settings (a lever of issue 4).
 
-Used in docs/RESULTS.md to build a starting policy that consults more often: the default
-warm start continued for 300 steps with consult_prob 0.5. The result is cached like any
-warm start (keyed by source, task and settings) and its path is printed.
+Used in docs/notebook/2026-11-27-issue4-levers.md (and in stops 12-13) to build a starting
+policy that consults more often: the default warm start continued for 300 steps with
+consult_prob 0.5. The result is cached like any warm start (keyed by source, task and
+settings) and its path is printed.
 
     .venv/bin/python benchmarks/continue_warmstart.py --source ~/.cache/eapo/warmstarts/warmstart-<key> \\
         --steps 300 --lr 1e-3 --consult-prob 0.5 --refusal-prob 0.3 --seed 1

@@ -3,8 +3,8 @@
 Why: the comparison evaluates each cell once, expert-free with the consult tag forbidden.
 To tell "the policy got worse" from "the policy got worse *in this context*", the same
 final weights are evaluated under another lock, another turn budget, or WITH the experts
-(rho = 1, as the workflow row is). docs/RESULTS.md ("Stronger help, and why the skill it
-trains does not transfer") uses it.
+(rho = 1, as the workflow row is). docs/notebook/2026-11-27-issue4-stop12-stronger-help.md
+(issue 4, stop 12; and stop 13) uses it.
 
     .venv/bin/python benchmarks/eval_cell.py runs/compare-step05/eapo/seed-0 --with-experts
     .venv/bin/python benchmarks/eval_cell.py runs/compare-step05/eapo/seed-0 --lock refuse --turns 10

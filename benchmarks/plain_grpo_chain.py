@@ -1,9 +1,9 @@
 """Does plain RL improve the warm-started tiny policy at all? TRL's own GRPO, no EAPO code.
 
-A diagnostic for docs/RESULTS.md (issue 4): TRL's `GRPOTrainer` with its built-in
-single-turn generation and a correctness reward on the built-in chain task, from a given
-policy (the cached warm start), so that what happens under RL can be told apart from
-anything our rollout does. Prints the sampled training accuracy of every step and the mean
+A diagnostic for docs/notebook/2026-11-27-issue4-levers.md (issue 4): TRL's `GRPOTrainer`
+with its built-in single-turn generation and a correctness reward on the built-in chain
+task, from a given policy (the cached warm start), so that what happens under RL can be told
+apart from anything our rollout does. Prints the sampled training accuracy of every step and the mean
 of the first and last quarter.
 
     .venv/bin/python benchmarks/plain_grpo_chain.py --policy ~/.cache/eapo/warmstarts/warmstart-<key> \\

@@ -12,7 +12,7 @@ The episodes are identical under both counts (checked: same policy-token total).
     .venv/bin/python benchmarks/tiny_rollout_threads.py [--repeats 3]
 
 Needs the benchmark data (../shared/data or $EAPO_DATA_DIR). Results depend on how busy
-the machine is: say so when quoting them (docs/RESULTS.md).
+the machine is: say so when quoting them (docs/RESULTS.md, "The paper's setting end to end, tiny").
 """
 
 from __future__ import annotations

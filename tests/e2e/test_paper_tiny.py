@@ -14,7 +14,8 @@ pass@k and variance.
 Both tiny models are untrained, so accuracy is zero and the policy consults by chance
 (about 5 valid consultations in the run's 128 episodes; sampling is seeded, so the count is
 the same on every run of this code). Subprocesses run with one torch thread: on a shared
-2-core machine two threads made the tiny policy's rollout 16x slower (docs/RESULTS.md).
+2-core machine two threads made the tiny policy's rollout 16x slower (docs/RESULTS.md,
+"The paper's setting end to end, tiny").
 Skipped when the benchmark data (../shared/data or $EAPO_DATA_DIR) is absent.
 """
 

@@ -30,7 +30,7 @@ class RolloutConfig:
     expert_sees_transcript: bool = False
     # (ours, a diagnostic) False: the consultation block's tokens carry loss mask 0, so RL
     # never changes when or what the policy asks (it keeps its warm-start habit) and the
-    # reward reaches only the steps it writes itself. docs/RESULTS.md, issue 4.
+    # reward reaches only the steps it writes itself. docs/notebook/2026-11-27-issue4-stop12-stronger-help.md.
     learn_to_ask: bool = True
     # (ours) "block": the policy writes `<consult><query>q</query>...</consult>` and replies
     # come back as `<expert id="i">...</expert>` blocks (EAPO.md §1). "bare": the policy
@@ -38,13 +38,13 @@ class RolloutConfig:
     # expert reads the transcript), and an accepted reply is appended as it is, so the text
     # goes on as if the policy had written it; a refusal is the usual block. Why: a tiny
     # policy's skill learned after reply blocks did not carry over to clean, expert-free
-    # text (docs/RESULTS.md, issue 4); bare replies leave the context almost clean.
+    # text (docs/notebook/2026-11-27-issue4-stop12-stronger-help.md); bare replies leave the context almost clean.
     consult_style: str = "block"
     # (ours) what a refused bare consultation leaves in the text. "block": the usual
     # "expert unavailable" block. "silent": nothing; the policy goes on after its own tag and
     # writes the step itself, so the text it computes in when help is refused is the text
     # it is helped in, and annealing rho trains the steps it used to hand over in that same
-    # clean context (docs/RESULTS.md, issue 4). Only for consult_style bare.
+    # clean context (docs/notebook/2026-11-27-issue4-stop13-sparse-starts.md). Only for consult_style bare.
     bare_refusal: str = "block"
     temperature: float = 1.0
     top_p: float = 1.0

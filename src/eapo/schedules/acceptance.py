@@ -167,7 +167,7 @@ def _cosine(step: int, cfg: AcceptanceConfig) -> float:
 def _phased(step: int, cfg: AcceptanceConfig) -> float:
     # `start` up to `steps`, then `end`: a help phase then a closed phase, with no
     # acceptance lottery inside either (with rho 1 a group's rewards differ by the policy's
-    # own choices only; docs/RESULTS.md, issue 4).
+    # own choices only; docs/notebook/2026-11-27-issue4-stop12-stronger-help.md).
     assert cfg.steps is not None
     return cfg.start if step <= cfg.steps else cfg.end
 
