@@ -25,7 +25,7 @@ class EvalConfig:
     n: int = 4
     """Samples per problem (avg@n, and pass@k for k <= n)."""
     k: tuple[int, ...] = (1, 2, 4)
-    """The k of the reported pass@k."""
+    """The k of the reported pass@k, each <= n."""
     temperature: float = 1.0
     """Sampling temperature of the n samples."""
     greedy: bool = True

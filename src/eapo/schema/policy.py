@@ -19,7 +19,7 @@ class ModelConfig:
     """The policy model, and LoRA if it is trained through adapters."""
 
     policy: str | None = None
-    """None: the tiny built-in policy; else a local folder or a hub id."""
+    """null: the tiny built-in policy; else a local folder or a hub id."""
     system_prompt: bool | None = None
     """Whether every prompt opens with the protocol's system text (rollout.system_prompt,
     the protocol's default when that is empty). null: yes for a given policy (--model,

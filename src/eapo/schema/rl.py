@@ -91,7 +91,7 @@ class RLConfig:
     num_generations: int = 8
     """G: rollouts per problem, one group for the group-relative advantage."""
     learning_rate: float = 3e-5
-    """Learning rate of the RL phase."""
+    """Learning rate of the RL phase (write 3e-5 or 3.0e-05: both are read as numbers)."""
     loss_type: str = "dapo"
     """TRL loss aggregation; dapo is token-level over all mask-1 tokens of the batch."""
     epsilon: float = 0.2

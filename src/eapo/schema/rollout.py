@@ -66,7 +66,7 @@ class RolloutConfig:
     top_p: float = 1.0
     """Nucleus sampling mass."""
     system_prompt: str | None = None
-    """The system text of every prompt; None: the protocol's default text; "" for none."""
+    """The system text of every prompt; null: the protocol's default text; "" for none."""
 
     def __post_init__(self) -> None:
         if self.max_queries < 1:

@@ -97,14 +97,14 @@ class AcceptanceConfig:
     """Rate the shapes approach: reached at `steps` (linear, cosine), a floor (inverse, exponential)."""
     steps: int | None = None
     """Steps over which linear/cosine anneal, or the last step of the open phase of
-    phased; None takes the run length (`total_steps`), half of it for phased."""
+    phased; null takes the run length (`total_steps`), half of it for phased."""
     half_life: float | None = None
     """Steps over which the exponential shape halves; required by it."""
     granularity: str = "question"
     """What one acceptance draw covers: reply (paper), question (ours) or episode
     (see `eapo.schedules.gate`)."""
     adaptive: AdaptiveConfig | None = None
-    """Per-problem overlay (ours, EAPO.md §2 adaptive schedule); None for the global rate
+    """Per-problem overlay (ours, EAPO.md §2 adaptive schedule); null for the global rate
     only; e.g. {window: 8, threshold: 0.125, combine: override}."""
     closed: str = "refuse"
     """(ours) A training step whose rho_s is 0: "refuse" answers consultations "expert
@@ -151,7 +151,7 @@ class TurnBudgetConfig:
     kind: str = "linear"
     """Shape: linear (ours), constant (always `train`), step (`train` until `steps`, then `eval`)."""
     steps: int | None = None
-    """Step at which the budget reaches `eval`; None takes the run length (`total_steps`)."""
+    """Step at which the budget reaches `eval`; null takes the run length (`total_steps`)."""
 
     def __post_init__(self) -> None:
         check_count("TurnBudgetConfig.train", self.train)
@@ -179,7 +179,7 @@ class PenaltyConfig:
     """Charge successful completions only (safe with group normalisation), or all (needs
     rl.scale_rewards: none, EAPO.md §8)."""
     steps: int | None = None
-    """Steps over which linear/cosine anneal; None takes the run length (`total_steps`)."""
+    """Steps over which linear/cosine anneal; null takes the run length (`total_steps`)."""
 
     def __post_init__(self) -> None:
         if (
