@@ -106,12 +106,26 @@ def test_every_line_fits():
     assert max(len(line) for line in default_yaml().splitlines()) <= 100
 
 
-def test_the_cli_loads_default_yaml(tmp_path):
-    from eapo.typed_yaml import load_config
+def test_eapo_train_loads_default_yaml_as_the_default(monkeypatch):
+    # `eapo train examples/default.yaml` builds TrainConfig() (stopped right after loading).
+    from typer.testing import CliRunner
 
-    assert load_config(TrainConfig, DEFAULT_YAML, ["rl.steps=3"]) == dataclasses.replace(
-        TrainConfig(), rl=dataclasses.replace(TrainConfig().rl, steps=3)
-    )
+    import eapo.typed_yaml
+    from eapo.cli.main import app
+
+    loaded = []
+
+    class Loaded(Exception):
+        pass
+
+    def load_config(cls, path, overrides=()):
+        loaded.append(eapo.typed_yaml.files.load_config(cls, path, overrides))
+        raise Loaded
+
+    monkeypatch.setattr(eapo.typed_yaml, "load_config", load_config)
+    result = CliRunner().invoke(app, ["train", str(DEFAULT_YAML)])
+    assert isinstance(result.exception, Loaded), result.output
+    assert loaded == [TrainConfig()]
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("[pe]*/*.yaml")), ids=lambda p: p.name)
