@@ -156,7 +156,7 @@ def test_old_paths_give_the_same_objects():
         assert getattr(eapo.training.config, name) is getattr(eapo.schema, name), name
     for name in eapo.training.experts_config.__all__:
         assert getattr(eapo.training.experts_config, name) is getattr(eapo.schema, name), name
-    for name in eapo.rollout.config.__all__:
+    for name in set(eapo.rollout.config.__all__) - {"ROLLOUT_EXPERTS"}:  # the CLI's choices, not a config key
         assert getattr(eapo.rollout.config, name) is getattr(eapo.schema, name), name
     for name in eapo.training.checks.__all__:
         assert getattr(eapo.training.checks, name) is getattr(eapo.schema, name), name
