@@ -18,7 +18,7 @@ def rebuild(cache: Path) -> Path:
     import torch
 
     from eapo.models.build import ensure_tiny_models
-    from eapo.training.config import TrainConfig
+    from eapo.schema import TrainConfig
     from eapo.training.run import build_task
     from eapo.training.warmstart import warm_start
 

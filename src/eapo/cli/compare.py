@@ -54,9 +54,9 @@ def compare(
         return
     setup_logging(verbose)
     from eapo.comparison import compare as run
-    from eapo.config import ConfigError, load_config
     from eapo.models.resolve import ModelArgumentError, check_model
-    from eapo.training.config import TrainConfig
+    from eapo.schema import TrainConfig
+    from eapo.typed_yaml import ConfigError, load_config
 
     if jobs < 1:
         raise typer.BadParameter("--jobs must be >= 1")

@@ -72,12 +72,12 @@ def eval_(
     setup_logging(verbose)
     # Timeouts are off on purpose (see eapo.rewards.math); math-verify would warn about it.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-    from eapo.config import ConfigError
     from eapo.evaluation.benchmarks import resolve_spec
     from eapo.evaluation.itemstore import ResumeError
     from eapo.models.resolve import check_model
     from eapo.rollout.backends import check_backend, load_backend
-    from eapo.rollout.config import RolloutConfig
+    from eapo.schema import RolloutConfig
+    from eapo.typed_yaml import ConfigError
 
     console = output_console()
     try:

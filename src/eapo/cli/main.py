@@ -122,10 +122,10 @@ def train(
 ) -> None:
     """Warm start, then self-exploratory RL and EAPO from the same start; expert-free test table."""
     setup_logging(verbose)
-    from eapo.config import ConfigError, load_config
     from eapo.distributed.collective import env_rank, env_world_size
     from eapo.models.resolve import ModelArgumentError, check_model
-    from eapo.training.config import TrainConfig
+    from eapo.schema import TrainConfig
+    from eapo.typed_yaml import ConfigError, load_config
 
     console = output_console()
     if data is not None:  # before a relaunch, so every process gets it

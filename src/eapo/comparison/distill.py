@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eapo.schema import TrainConfig
 from eapo.training.compat import no_activation_checkpointing
-from eapo.training.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from eapo.config import apply_overrides, from_dict, to_dict
 from eapo.registry import Registry
-from eapo.training.config import TrainConfig
+from eapo.schema import TrainConfig
+from eapo.typed_yaml import apply_overrides, from_dict, to_dict
 
 __all__ = ["DEFAULT_ROWS", "ROWS", "RowSpec", "row_config"]
 

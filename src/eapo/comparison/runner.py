@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from eapo.comparison.rows import ROWS, RowSpec, row_config
-from eapo.config import ConfigError, dump_yaml, from_dict, load_yaml, to_dict
-from eapo.training.config import TrainConfig
+from eapo.schema import TrainConfig
+from eapo.typed_yaml import ConfigError, dump_yaml, from_dict, load_yaml, to_dict
 
 log = logging.getLogger(__name__)
 

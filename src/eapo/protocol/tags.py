@@ -9,20 +9,30 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Tags:
+    """The protocol's strings (ours): every one configurable, distinct, without surrounding spaces."""
+
     consult_open: str = "<consult>"
+    """Opens a consultation block (the consult action)."""
     consult_close: str = "</consult>"
+    """Closes a consultation block; ends the policy's segment."""
     query_open: str = "<query>"
+    """Opens one question inside a consultation block."""
     query_close: str = "</query>"
+    """Closes one question."""
     answer_open: str = "<answer>"
+    """Opens the answer (the answer action)."""
     answer_close: str = "</answer>"
-    # Expert replies are rendered as `<expert id="i">text</expert>`; the opening tag takes
-    # the pool member index through `{id}`.
+    """Closes the answer; ends the episode."""
     expert_open: str = '<expert id="{id}">'
+    """Opens an expert reply, `<expert id="i">text</expert>`; `{id}` takes the pool member index."""
     expert_close: str = "</expert>"
+    """Closes an expert reply."""
     notice_open: str = "<notice>"
+    """Opens a system notice (e.g. "answer now", "no question asked")."""
     notice_close: str = "</notice>"
-    # For math, `\boxed{...}` in policy text also counts as an answer when enabled.
+    """Closes a system notice."""
     allow_boxed: bool = False
+    """For math: also accept `\\boxed{...}` in policy text as the answer."""
 
     def __post_init__(self) -> None:
         names = ("consult_open", "consult_close", "query_open", "query_close", "answer_open", "answer_close")

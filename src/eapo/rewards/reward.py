@@ -7,18 +7,8 @@ only, by default) lives with its schedule in `eapo.schedules.penalty`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from eapo.schedules.penalty import consult_penalty
-
-
-@dataclass(frozen=True)
-class RewardConfig:
-    format_reward: float = 0.1
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.format_reward < 1.0:
-            raise ValueError(f"reward.format_reward must be in [0, 1), got {self.format_reward}")
+from eapo.schema.reward import RewardConfig  # re-export: the section lives in eapo.schema
 
 
 def composite_reward(

@@ -2,6 +2,6 @@
 the exact token record (ids, loss mask, sampler log-probs) of every episode."""
 
 from eapo.rollout.backend import Generation, GenerationBackend, SamplingParams
-from eapo.rollout.config import RolloutConfig
+from eapo.schema import RolloutConfig
 
 __all__ = ["Generation", "GenerationBackend", "RolloutConfig", "SamplingParams"]

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
 from eapo.models.build import ensure_tiny_models
-from eapo.rollout.config import ROLLOUT_EXPERTS, RolloutConfig
-from eapo.rollout.dump import episode_record, write_jsonl
+from eapo.rollout.config import ROLLOUT_EXPERTS
 from eapo.rollout.backends import load_backend
+from eapo.rollout.dump import episode_record, write_jsonl
 from eapo.rollout.engine import RolloutEngine
 from eapo.rollout.metrics import rollout_metrics
+from eapo.schema import RolloutConfig
 from eapo.tasks.arithmetic import ChainTask
 
 

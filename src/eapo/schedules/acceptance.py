@@ -23,75 +23,14 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from eapo.registry import Registry
-from eapo.schedules.adaptive import AdaptiveConfig
-from eapo.schedules.gate import GRANULARITIES, _check_unit
+from eapo.schema.checks import check_count as _check_count
+from eapo.schema.schedules import AcceptanceConfig  # re-export: the section lives in eapo.schema
+
 
 # Shapes that need `steps` (from the config or the run length).
 _NEEDS_STEPS = ("linear", "cosine", "phased")
-
-
-@dataclass(frozen=True)
-class AcceptanceConfig:
-    """Acceptance schedule. The default is the paper's rho_s = 1/s, drawn once per
-    (episode, question)."""
-
-    kind: str = "inverse"
-    """Shape of rho_s: inverse (paper), constant, linear, cosine, exponential, phased."""
-    value: float = 1.0
-    """The rate of the constant shape."""
-    start: float = 1.0
-    """Rate at step 1 of the decreasing shapes (inverse gives start / s)."""
-    end: float = 0.0
-    """Rate the shapes approach: reached at `steps` (linear, cosine), a floor (inverse, exponential)."""
-    steps: int | None = None
-    """Steps over which linear/cosine anneal, or the last step of the open phase of
-    phased; None takes the run length (`total_steps`), half of it for phased."""
-    half_life: float | None = None
-    """Steps over which the exponential shape halves; required by it."""
-    granularity: str = "question"
-    """What one acceptance draw covers: reply (paper), question or episode (see `gate`)."""
-    adaptive: AdaptiveConfig | None = None
-    """Per-problem overlay (EAPO.md §2 adaptive schedule); None for the global rate only."""
-    closed: str = "refuse"
-    """(ours) A training step whose rho_s is 0: "refuse" answers consultations "expert
-    unavailable" (the paper's rho = 0); "forbid" forbids the consult tag, as the forbid
-    lock does at evaluation, so those steps train the expert-free context itself."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ACCEPTANCE_SHAPES:
-            raise ValueError(
-                f"AcceptanceConfig.kind must be one of {', '.join(ACCEPTANCE_SHAPES)}, got {self.kind!r}"
-            )
-        for name in ("value", "start", "end"):
-            _check_unit(f"AcceptanceConfig.{name}", getattr(self, name))
-        if self.steps is not None:
-            _check_count("AcceptanceConfig.steps", self.steps)
-        h = self.half_life
-        if h is not None and (isinstance(h, bool) or not isinstance(h, numbers.Real) or not h > 0):
-            raise ValueError(f"AcceptanceConfig.half_life must be a number of steps > 0, got {h!r}")
-        if self.kind == "exponential" and self.half_life is None:
-            raise ValueError("AcceptanceConfig.half_life is required by kind 'exponential' (steps per halving)")
-        if self.kind in ("inverse", "exponential") and self.end > self.start:
-            raise ValueError(
-                f"AcceptanceConfig.end ({self.end}) is a floor for kind {self.kind!r}, "
-                f"so it must be <= start ({self.start})"
-            )
-        if self.granularity not in GRANULARITIES:
-            raise ValueError(
-                f"AcceptanceConfig.granularity must be one of {', '.join(GRANULARITIES)}, got {self.granularity!r}"
-            )
-        if self.closed not in ("refuse", "forbid"):
-            raise ValueError(f"AcceptanceConfig.closed must be refuse or forbid, got {self.closed!r}")
-        if self.adaptive is not None and not isinstance(self.adaptive, AdaptiveConfig):
-            raise TypeError(f"AcceptanceConfig.adaptive must be an AdaptiveConfig or None, got {self.adaptive!r}")
-
-
-def _check_count(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
 
 
 def check_step(step: int) -> None:

@@ -28,14 +28,14 @@ gather order. Not here: the communication itself (the training layer owns it).
 
 from __future__ import annotations
 
-import numbers
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from eapo.registry import Registry
-from eapo.schedules.gate import _check_unit
+from eapo.schema.checks import check_unit as _check_unit
+from eapo.schema.schedules import AdaptiveConfig  # re-export: the section lives in eapo.schema
+
 
 # How the per-problem rate meets the global schedule's rate. Each f(adaptive, base) -> rho.
 COMBINERS: Registry[Callable[[float, float], float]] = Registry("adaptive combine rule")
@@ -44,45 +44,6 @@ COMBINERS.add("min", min)  # open only where both are open; the global rate can 
 COMBINERS.add("product", lambda adaptive, base: adaptive * base)
 
 _STATE_FORMAT = "eapo.ProblemHistory/1"
-
-
-@dataclass(frozen=True)
-class AdaptiveConfig:
-    """Per-problem acceptance. Defaults: open (rho 1) until a problem is solved alone at
-    least once in its last 8 unaided episodes, then closed (rho 0)."""
-
-    window: int = 8
-    """How many recent unaided outcomes of a problem are kept; older ones are forgotten."""
-    threshold: float = 0.125
-    """Help is open while the recent unaided success rate is strictly below this."""
-    open_rho: float = 1.0
-    """Acceptance rate of an open problem."""
-    closed_rho: float = 0.0
-    """Acceptance rate of a closed problem."""
-    min_samples: int = 1
-    """Below this many unaided outcomes a problem counts as unsolved (open)."""
-    combine: str = "override"
-    """How the per-problem rate meets the global rate: override, min or product."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.window, bool) or not isinstance(self.window, numbers.Integral) or self.window < 1:
-            raise ValueError(f"AdaptiveConfig.window must be an int >= 1, got {self.window!r}")
-        if (
-            isinstance(self.min_samples, bool)
-            or not isinstance(self.min_samples, numbers.Integral)
-            or not 1 <= self.min_samples <= self.window
-        ):
-            raise ValueError(
-                f"AdaptiveConfig.min_samples must be an int in [1, window={self.window}], "
-                f"got {self.min_samples!r}"
-            )
-        _check_unit("AdaptiveConfig.threshold", self.threshold)
-        _check_unit("AdaptiveConfig.open_rho", self.open_rho)
-        _check_unit("AdaptiveConfig.closed_rho", self.closed_rho)
-        if self.combine not in COMBINERS:
-            raise ValueError(
-                f"AdaptiveConfig.combine must be one of {', '.join(COMBINERS)}, got {self.combine!r}"
-            )
 
 
 def is_open(history: Sequence[bool], cfg: AdaptiveConfig) -> bool:

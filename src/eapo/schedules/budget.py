@@ -14,36 +14,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from eapo.registry import Registry
-from eapo.schedules.acceptance import _check_count, check_step, progress, resolve_steps
-
-
-@dataclass(frozen=True)
-class TurnBudgetConfig:
-    """Turns per episode: `train` at step 1, `eval` by step `steps` and at evaluation."""
-
-    train: int = 10
-    """Turn budget at the start of training (paper: up to 10)."""
-    eval: int = 4
-    """Turn budget at evaluation, and the end point of the contraction."""
-    kind: str = "linear"
-    """Shape: linear, constant (always `train`), step (`train` until `steps`, then `eval`)."""
-    steps: int | None = None
-    """Step at which the budget reaches `eval`; None takes the run length (`total_steps`)."""
-
-    def __post_init__(self) -> None:
-        _check_count("TurnBudgetConfig.train", self.train)
-        _check_count("TurnBudgetConfig.eval", self.eval)
-        if self.eval > self.train:
-            raise ValueError(
-                f"TurnBudgetConfig.eval ({self.eval}) must be <= train ({self.train}): the budget only contracts"
-            )
-        if self.kind not in BUDGET_SHAPES:
-            raise ValueError(f"TurnBudgetConfig.kind must be one of {', '.join(BUDGET_SHAPES)}, got {self.kind!r}")
-        if self.steps is not None:
-            _check_count("TurnBudgetConfig.steps", self.steps)
+from eapo.schedules.acceptance import check_step, progress, resolve_steps
+from eapo.schema.schedules import TurnBudgetConfig  # re-export: the section lives in eapo.schema
 
 
 BUDGET_SHAPES: Registry[Callable[[int, TurnBudgetConfig], float]] = Registry("turn budget schedule")

@@ -23,21 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import numbers
 from dataclasses import dataclass
 
 from eapo.protocol.parser import normalize_query
-
-GRANULARITIES = ("reply", "question", "episode")
-
-
-def _check_unit(name: str, value: float) -> None:
-    # Package-private, shared by the config classes: a rate is a real number in [0, 1].
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+from eapo.schema.checks import check_unit as _check_unit
+from eapo.schema.schedules import GRANULARITIES  # re-export: the choices live in eapo.schema
 
 
 def accept(u: float, rho: float) -> bool:

@@ -18,46 +18,10 @@ Consults are consultation *turns* (`Episode.consults`), not queries.
 
 from __future__ import annotations
 
-import math
 import numbers
-from dataclasses import dataclass
 
-from eapo.schedules.acceptance import AcceptanceConfig, _check_count, acceptance_rate, check_step
-
-# lambda_s = coef * shape(s), the shape taken from the acceptance schedules with start 1,
-# end 0, so "annealed like rho_s" means exactly that. Shapes needing more (exponential's
-# half-life) are left out to keep this config small.
-PENALTY_KINDS = ("constant", "cosine", "inverse", "linear")
-APPLY_TO = ("success", "all")
-
-
-@dataclass(frozen=True)
-class PenaltyConfig:
-    """Consultation penalty; off by default."""
-
-    coef: float = 0.0
-    """lambda at step 1: the reward cost of one consultation turn."""
-    kind: str = "constant"
-    """Schedule of lambda_s: constant, inverse (coef / s), linear or cosine (coef -> 0 over `steps`)."""
-    apply_to: str = "success"
-    """Charge successful completions only (safe with group normalisation), or all."""
-    steps: int | None = None
-    """Steps over which linear/cosine anneal; None takes the run length (`total_steps`)."""
-
-    def __post_init__(self) -> None:
-        if (
-            isinstance(self.coef, bool)
-            or not isinstance(self.coef, numbers.Real)
-            or not math.isfinite(self.coef)
-            or self.coef < 0
-        ):
-            raise ValueError(f"PenaltyConfig.coef must be a finite number >= 0, got {self.coef!r}")
-        if self.kind not in PENALTY_KINDS:
-            raise ValueError(f"PenaltyConfig.kind must be one of {', '.join(PENALTY_KINDS)}, got {self.kind!r}")
-        if self.apply_to not in APPLY_TO:
-            raise ValueError(f"PenaltyConfig.apply_to must be one of {', '.join(APPLY_TO)}, got {self.apply_to!r}")
-        if self.steps is not None:
-            _check_count("PenaltyConfig.steps", self.steps)
+from eapo.schedules.acceptance import acceptance_rate, check_step
+from eapo.schema.schedules import APPLY_TO, PENALTY_KINDS, AcceptanceConfig, PenaltyConfig  # re-export: PenaltyConfig, the constants
 
 
 def penalty_coef(step: int, cfg: PenaltyConfig, total_steps: int | None = None) -> float:

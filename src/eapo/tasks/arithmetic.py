@@ -15,12 +15,12 @@ import random
 import re
 from dataclasses import dataclass
 
+from eapo.schema.task import ORACLES  # re-export: the choices live in eapo.schema
 from eapo.types import ExpertRequest, Problem
 
 _TERM = re.compile(r"\s*([+-]?)\s*(\d+)")
 _EXPR = re.compile(r"^\s*\d+(\s*[+-]\s*\d+)+\s*$")
 UNKNOWN_REPLY = "?"
-ORACLES = ("literal", "step", "tutor", "write")
 
 
 def evaluate_chain(expr: str) -> int | None:

@@ -43,9 +43,9 @@ from typing import Any
 from eapo.assets import shipped_warm_start
 from eapo.protocol.prompt import prompt_ids
 from eapo.protocol.tags import Tags
+from eapo.schema import WarmStartConfig
 from eapo.tasks.arithmetic import ChainTask, chain_steps
 from eapo.training.compat import no_activation_checkpointing
-from eapo.training.config import WarmStartConfig
 
 logger = logging.getLogger(__name__)
 
