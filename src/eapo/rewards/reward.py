@@ -21,6 +21,11 @@ def composite_reward(
 ) -> tuple[float, float]:
     """Returns `(reward, penalty)` with the penalty already subtracted from the reward.
 
+    One episode, all scalars: `score` in [0, 1] from the policy's own (mask-1) answer,
+    `consults` its consultation turns, `penalty_coef` lambda_s. The engine calls it once
+    per episode, so a batch's rewards are `(B,)`, one per episode, broadcast by the
+    trainer to that episode's mask-1 tokens only.
+
     >>> composite_reward(1.0, True, 2, 0.05)
     (0.9, 0.1)
     >>> composite_reward(0.0, True, 2, 0.05)

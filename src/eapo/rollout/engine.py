@@ -9,7 +9,18 @@ that were sampled (EAPO.md §8).
 
 The engine owns no schedule and no model: its caller passes the policy (through the
 backend), the global step, each episode's acceptance rate `rho`, the turn budget and the
-penalty coefficient, because inside TRL's `GRPOTrainer` those come from the trainer.
+penalty coefficient, because inside TRL's `GRPOTrainer` those come from the trainer
+(`eapo.schedules.step` computes them). It does own whether consulting is open at all
+(`consult_open`, `rates`): in any consult mode but "open" every rate is 0.
+
+Shapes (B episodes of a call, ragged lengths as `(B, T_i)`), per `Episode`:
+    prompt_ids      (P_i,)  the prompt, rendered once (chat template if the tokenizer has one)
+    completion_ids  (T_i,)  every token after the prompt, policy and observation in order
+    loss_mask       (T_i,)  1 = sampled by the policy, 0 = observation (expert reply,
+                            refusal, notice) or an untrained consult block
+    logprobs        (T_i,)  the sampler's log-prob where the mask is 1, 0.0 elsewhere
+    score, reward, penalty  scalars: over the batch, rewards `(B,)`
+The three completion lists have the same length after every append (`Episode.extend`).
 
 Deliberately not here: how rho is scheduled (`eapo.schedules`), what experts are
 (`eapo.experts`), the RL update (`eapo.training`).
@@ -121,6 +132,21 @@ class RolloutEngine:
             template = NO_CONSULT_SYSTEM_PROMPT if config.consult_mode == "forbid" else DEFAULT_SYSTEM_PROMPT
         self.system = system_text(template, tags, config.max_queries) if template else None
 
+    @property
+    def consult_open(self) -> bool:
+        """Whether an expert reply can be accepted at all (consult mode "open"). Decided
+        here only: drivers pass the scheduled rates and `rates` applies this."""
+        return self.config.consult_mode == "open"
+
+    def rates(self, rhos: Sequence[float] | float, n: int) -> list[float]:
+        """The acceptance rates `n` episodes are gated with, `(n,)`: `rhos` (one per
+        episode, or one for all) while consulting is open, else 0 (self-exploratory RL,
+        the evaluation locks)."""
+        rho_list = [float(rhos)] * n if isinstance(rhos, (int, float)) else [float(r) for r in rhos]
+        if len(rho_list) != n:
+            raise ValueError("uids and rhos must have one entry per problem")
+        return rho_list if self.consult_open else [0.0] * n
+
     def consult_tags(self) -> tuple[str, ...]:
         """The strings that forbid consulting when the policy may never write them."""
         tags = self.config.tags
@@ -130,6 +156,7 @@ class RolloutEngine:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def prompt(self, problem: Problem) -> list[int]:
+        """The prompt's token ids, `(P,)`: system text (if any) and the question."""
         return prompt_ids(self.tokenizer, problem.question, self.system)
 
     # ------------------------------------------------------------------ the episode loop
@@ -143,14 +170,20 @@ class RolloutEngine:
         turn_budget: int = 4,
         penalty_coef: float = 0.0,
     ) -> list[Episode]:
-        """Roll out one episode per problem (repeat a problem for a group)."""
+        """Roll out one episode per problem (repeat a problem for a group).
+
+        `problems`: (B,); `uids`: (B,), default `s{step}-e{i}`; `rhos`: (B,) or one for all,
+        zeroed unless consulting is open (`rates`); `turn_budget`, `penalty_coef`: one
+        for the batch. Returns (B,) episodes in the order of `problems`, each with its
+        token record `prompt_ids (P_i,)`, `completion_ids`/`loss_mask`/`logprobs (T_i,)`
+        and its `reward` (so `(B,)` rewards, ragged `(B, T_i)` records)."""
         if turn_budget < 1:
             raise ValueError(f"turn_budget must be >= 1, got {turn_budget}")
         n = len(problems)
         uids = list(uids) if uids is not None else [f"s{step}-e{i}" for i in range(n)]
-        rho_list = [float(rhos)] * n if isinstance(rhos, (int, float)) else [float(r) for r in rhos]
-        if len(uids) != n or len(rho_list) != n:
+        if len(uids) != n:
             raise ValueError("uids and rhos must have one entry per problem")
+        rho_list = self.rates(rhos, n)
         self.timings = RolloutTimings()
         episodes = [
             Episode(uid=u, problem_id=p.id, prompt_ids=self.prompt(p), gold=p.answer, meta={"step": step})
@@ -278,21 +311,20 @@ class RolloutEngine:
     # ------------------------------------------------------------------ experts
     def _expert_phase(self, episodes: list[Episode], states: list[_State], consults) -> None:
         """Decide acceptance, ask every accepted query of the turn at once, append replies."""
-        tags, mode = self.config.tags, self.config.consult_mode
+        tags, open_ = self.config.tags, self.consult_open
         n_members = len(self.pool) if self.pool is not None else 1
         requests: list[ExpertRequest] = []
         slots: list[int] = []
         where: list[ExpertCall] = []
         for i, parsed, rec in consults:
             ep, st = episodes[i], states[i]
-            rho = st.rho if mode == "open" else 0.0
             for j, q in enumerate(parsed.queries):
-                accepted, u = self.gate.decide(ep.uid, q, st.queries_asked, rho)
+                accepted, u = self.gate.decide(ep.uid, q, st.queries_asked, st.rho)
                 st.queries_asked += 1
                 member = j % n_members
                 call = ExpertCall(query=q, member=member, expert="", accepted=accepted,
-                                  reason="accepted" if accepted else ("locked" if mode != "open" else "refused_by_schedule"),
-                                  rho=rho, draw=u, reply="")
+                                  reason="accepted" if accepted else ("refused_by_schedule" if open_ else "locked"),
+                                  rho=st.rho, draw=u, reply="")
                 rec.calls.append(call)
                 if accepted:
                     transcript = (self.tokenizer.decode(ep.completion_ids, skip_special_tokens=True)

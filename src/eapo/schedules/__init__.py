@@ -9,7 +9,9 @@ tuples that cross process boundaries. No I/O, no random state.
 - `adaptive`: the per-problem rate from recent unaided success;
 - `gate`: the stateless coin that accepts or refuses a reply, at a chosen granularity;
 - `budget`: the turn budget T_s contracting from training to evaluation;
-- `penalty`: the optional consultation cost lambda_s, and how it is charged.
+- `penalty`: the optional consultation cost lambda_s, and how it is charged;
+- `step`: the three values at one step (`Schedules.at`) and the run's gate, the one path
+  TRL and verl share (its docstring walks rho from the YAML to the draw).
 """
 
 from eapo.schedules.acceptance import ACCEPTANCE_SHAPES, AcceptanceConfig, acceptance_rate, progress
@@ -25,6 +27,7 @@ from eapo.schedules.adaptive import (
 from eapo.schedules.budget import BUDGET_SHAPES, TurnBudgetConfig, eval_turn_budget, turn_budget
 from eapo.schedules.gate import GRANULARITIES, AcceptanceGate, accept
 from eapo.schedules.penalty import PENALTY_KINDS, PenaltyConfig, consult_penalty, penalty_coef
+from eapo.schedules.step import Schedules, StepSchedule, acceptance_gate
 
 __all__ = [
     "ACCEPTANCE_SHAPES",
@@ -38,8 +41,11 @@ __all__ = [
     "Outcome",
     "PenaltyConfig",
     "ProblemHistory",
+    "Schedules",
+    "StepSchedule",
     "TurnBudgetConfig",
     "accept",
+    "acceptance_gate",
     "acceptance_rate",
     "adaptive_rate",
     "combine_rates",

@@ -40,10 +40,9 @@ from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.dump import episode_record, write_jsonl
 from eapo.rollout.engine import RolloutEngine
 from eapo.rollout.hf_backend import HFBackend
-from eapo.schedules.acceptance import AcceptanceConfig, acceptance_rate
 from eapo.schedules.adaptive import ProblemHistory
-from eapo.schedules.budget import TurnBudgetConfig, turn_budget
-from eapo.schedules.penalty import PenaltyConfig, penalty_coef
+from eapo.schedules.step import Schedules
+from eapo.schema.schedules import AcceptanceConfig, PenaltyConfig, TurnBudgetConfig
 from eapo.types import Episode, Problem
 
 log = logging.getLogger(__name__)
@@ -84,28 +83,32 @@ class EAPORollout:
         self.last_episodes: list[Episode] = []
         self.__name__ = "eapo_rollout"  # TRL logs the rollout function by name
 
+    @property
+    def schedules(self) -> Schedules:
+        """The run's schedules, the path verl shares (read from the attributes at each call,
+        so a caller that replaces `acceptance` is followed)."""
+        return Schedules(self.acceptance, self.budget, self.penalty, self.total_steps)
+
     def schedule(self, step: int) -> dict[str, float]:
-        """The schedules' values at a (1-based) global step."""
-        return {
-            "rho": acceptance_rate(step, self.acceptance, self.total_steps),
-            "turn_budget": float(turn_budget(step, self.budget, self.total_steps)),
-            "penalty_coef": penalty_coef(step, self.penalty, self.total_steps),
-        }
+        """The schedules' values at a (1-based) global step (`Schedules.at` as a dict)."""
+        sched = self.schedules.at(step)
+        return {"rho": sched.rho, "turn_budget": float(sched.turn_budget), "penalty_coef": sched.penalty_coef}
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, Any]:
+        """One rollout of this process's `prompts` (B,) at the trainer's step, as TRL's
+        fields: `prompt_ids (B, P_i)`, `completion_ids`/`logprobs`/`env_mask (B, T_i)`
+        (ragged lists; `env_mask` 1 = policy token), `eapo_reward (B,)`, and the step's
+        metrics once per episode."""
         step = int(trainer.state.global_step) + 1
         coll = self.collective or default_collective()
         problems = [self.by_prompt[_prompt_text(p)] for p in prompts]
         # deterministic per (step, problem, copy in the global batch): resumes redraw the
         # same coins, and a group split across processes never reuses a copy number
         uids = global_uids(step, [p.id for p in problems], coll)
-        sched = self.schedule(step)
-        if self.engine.config.consult_mode != "open":  # self-exploratory RL: no help at all
-            rhos = [0.0] * len(problems)
-        elif self.history is not None:
-            rhos = [self.history.rate(p.id, sched["rho"]) for p in problems]
-        else:
-            rhos = [sched["rho"]] * len(problems)
+        sched = self.schedules.at(step)
+        rhos = ([self.history.rate(p.id, sched.rho) for p in problems] if self.history is not None
+                else [sched.rho] * len(problems))
+        rhos = self.engine.rates(rhos, len(problems))  # all 0 unless consulting is open (self-RL)
 
         # a closed step with acceptance.closed "forbid" decodes as the forbid lock does
         open_params = self.engine.params
@@ -116,7 +119,7 @@ class EAPORollout:
             with self._backend(trainer, coll) as backend:
                 self.engine.backend = backend
                 episodes = self.engine.run(problems, step=step, uids=uids, rhos=rhos,
-                                           turn_budget=int(sched["turn_budget"]), penalty_coef=sched["penalty_coef"])
+                                           turn_budget=sched.turn_budget, penalty_coef=sched.penalty_coef)
                 if isinstance(backend, LockstepBackend):
                     backend.finish(self.engine.params)
         finally:
@@ -133,11 +136,7 @@ class EAPORollout:
         self._maybe_dump(step, episodes, problems, coll)
 
         metrics = step_metrics(gathered)
-        metrics.update({
-            "schedule/rho": sched["rho"],
-            "schedule/turn_budget": sched["turn_budget"],
-            "schedule/penalty_coef": sched["penalty_coef"],
-        })
+        metrics.update(sched.metrics())
         if self.history is not None:
             metrics.update(self.history.summary())
         return {

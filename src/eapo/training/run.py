@@ -35,7 +35,7 @@ from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
 from eapo.rollout.engine import RolloutEngine
 from eapo.schedules.adaptive import ProblemHistory
 from eapo.schedules.budget import eval_turn_budget
-from eapo.schedules.gate import AcceptanceGate
+from eapo.schedules.step import acceptance_gate
 from eapo.tasks.arithmetic import ChainTask
 from eapo.tasks.dataset import DatasetTask
 from eapo.training.callbacks import EAPOState, MetricsLogger, PeriodicEval, Progress, StopAt
@@ -250,7 +250,7 @@ def train_run(
     rollout_cfg = dataclasses.replace(cfg.rollout, consult_mode=cfg.rollout.consult_mode if eapo else "forbid")
     pool = build_pool(cfg, task, policy_path)
     engine = RolloutEngine(None, tok, rollout_cfg, pool=pool,  # backend bound to the trainer's model per call
-                           gate=AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity),
+                           gate=acceptance_gate(cfg.acceptance, cfg.seed),
                            scorer=task.scorer, reward=cfg.reward, penalty_apply_to=cfg.penalty.apply_to,
                            seed=cfg.seed)
     history = ProblemHistory(cfg.acceptance.adaptive) if (eapo and cfg.acceptance.adaptive is not None) else None

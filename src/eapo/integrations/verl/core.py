@@ -13,6 +13,8 @@ Here:
   same `RolloutEngine` that runs inside TRL runs inside verl (same masks, parser, gate,
   reward). The engine is synchronous; it runs in a worker thread and each generation is
   handed to the agent loop's event loop (`asyncio.run_coroutine_threadsafe`).
+- `schedule_at`/`StepSchedule`: the schedules at verl's step, through the one path TRL
+  shares (`eapo.schedules.step`, whose docstring walks rho from the YAML to the draw).
 - `inject_step`: verl knows the global step (`trajectory["step"]` in
   `AgentLoopWorker._run_agent_loop`) but passes it neither to agent loops nor to tools;
   `EAPOAgentLoopWorker` calls this to add it (and the sample's copy number) to the
@@ -20,11 +22,10 @@ Here:
 - `episode_output`: an `Episode` as the fields of verl's `AgentLoopOutput`, with
   `reward_score` computed by the engine from policy tokens only (verl then skips its own
   reward function for the sample).
-- `compute_score`: a verl custom reward function for the *tool* path (verl's stock
-  `tool_agent` loop with `EAPOConsultTool`), where verl scores the decoded response, expert
-  replies included: it deletes every observation block (`<expert id=..>..</expert>`,
-  `<notice>..</notice>`, which experts cannot forge: their text is sanitised) before
-  parsing the answer, so an answer only an expert wrote is never credited.
+- `compute_score` (from `tool_reward`, re-exported here, so verl's
+  `custom_reward_function.path` may name this file): the reward of the *tool* path (verl's
+  stock `tool_agent` loop with `EAPOConsultTool`), which ignores every observation block,
+  so an answer only an expert wrote is never credited.
 - `ConsultHandler`: the consult tool's logic (gate at the step's rho, ask the pool
   concurrently, render the observation).
 
@@ -37,13 +38,12 @@ import asyncio
 import hashlib
 import importlib
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from eapo.experts.pool import ExpertPool
-from eapo.protocol.parser import parse_segment
+from eapo.integrations.verl.tool_reward import compute_score, strip_observations  # noqa: F401  (re-exported)
 from eapo.protocol.prompt import end_ids
 from eapo.protocol.render import (
     CONSULT_LOCKED,
@@ -54,15 +54,13 @@ from eapo.protocol.render import (
     render_reply,
     sanitize_expert_text,
 )
-from eapo.rewards.reward import RewardConfig, composite_reward
+from eapo.rewards.reward import RewardConfig
 from eapo.rewards.scorers import SCORERS
 from eapo.rollout.backend import Generation, SamplingParams, check_limits
 from eapo.rollout.config import RolloutConfig
 from eapo.rollout.forbid import TextBan, hold
-from eapo.schedules.acceptance import AcceptanceConfig, acceptance_rate
-from eapo.schedules.budget import TurnBudgetConfig, eval_turn_budget, turn_budget
-from eapo.schedules.gate import AcceptanceGate
-from eapo.schedules.penalty import PenaltyConfig, penalty_coef
+from eapo.schedules.step import Schedules, StepSchedule, acceptance_gate
+from eapo.schema.schedules import AcceptanceConfig, PenaltyConfig, TurnBudgetConfig
 from eapo.types import Episode, ExpertRequest, Problem
 
 log = logging.getLogger(__name__)
@@ -148,21 +146,11 @@ def build_pool(cfg: VerlEAPOConfig) -> ExpertPool | None:
     return ExpertPool(members, routing=cfg.routing, timeout_s=cfg.timeout_s, seed=cfg.seed)
 
 
-@dataclass(frozen=True)
-class StepSchedule:
-    rho: float
-    turn_budget: int
-    penalty_coef: float
-
-
 def schedule_at(cfg: VerlEAPOConfig, step: int, *, validate: bool) -> StepSchedule:
-    """The schedules at verl's global step (1-based, as verl counts)."""
-    if validate:
-        return StepSchedule(0.0, eval_turn_budget(cfg.turn_budget), 0.0)
-    s = max(1, int(step))
-    return StepSchedule(acceptance_rate(s, cfg.acceptance, cfg.total_steps),
-                        turn_budget(s, cfg.turn_budget, cfg.total_steps),
-                        penalty_coef(s, cfg.penalty, cfg.total_steps))
+    """The schedules at verl's global step (1-based, as verl counts; its step 0, before the
+    first update, counts as 1): `eapo.schedules.step.Schedules`, the path TRL runs too."""
+    sched = Schedules(cfg.acceptance, cfg.turn_budget, cfg.penalty, cfg.total_steps)
+    return sched.evaluation() if validate else sched.at(max(1, int(step)))
 
 
 def inject_step(kwargs: dict[str, Any], trajectory: Mapping[str, Any], consult_tools: Sequence[str] = ()) -> dict[str, Any]:
@@ -305,7 +293,9 @@ class ServerBackend:
 
 
 def episode_output(ep: Episode, response_length: int) -> dict[str, Any]:
-    """The fields of verl's `AgentLoopOutput` for an episode (cut to `response_length`)."""
+    """The fields of verl's `AgentLoopOutput` for an episode (cut to `response_length`):
+    `prompt_ids (P,)`, `response_ids`/`response_mask`/`response_logprobs (T,)` with
+    T <= response_length and mask 1 = policy token, `reward_score` a scalar."""
     n = min(len(ep.completion_ids), response_length)
     if n < len(ep.completion_ids):
         log.warning("episode %s has %d completion tokens, verl keeps %d: set rollout.max_completion_tokens "
@@ -327,43 +317,6 @@ def episode_output(ep: Episode, response_length: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------ the tool path
 
-_OBSERVATION = r"<expert id=\"\d+\">.*?</expert>|<notice>.*?</notice>"
-
-
-def strip_observations(text: str, tags: Any = None) -> str:
-    """The response without expert replies and notices (the default tags).
-
-    >>> strip_observations('I ask <expert id="0">42</expert> so <answer>7</answer>')
-    'I ask  so <answer>7</answer>'
-    """
-    if tags is None:
-        return re.sub(_OBSERVATION, "", text, flags=re.S)
-    pattern = "|".join([re.escape(tags.expert_open).replace(re.escape("{id}"), r"\d+") + ".*?"
-                        + re.escape(tags.expert_close),
-                        re.escape(tags.notice_open) + ".*?" + re.escape(tags.notice_close)])
-    return re.sub(pattern, "", text, flags=re.S)
-
-
-def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info: Any = None,
-                  scorer: str = "math", **_: Any) -> float:
-    """verl custom reward function (`custom_reward_function.path` = this module's file,
-    `name: compute_score`) for the consult-tool path: EAPO.md §3 on the policy's own text.
-
-    >>> compute_score("x", 'q <expert id="0"><answer>7</answer></expert> <answer>7</answer>', "7")
-    1.0
-    >>> compute_score("x", 'q <expert id="0"><answer>7</answer></expert> I give up', "7")
-    0.0
-    """
-    from eapo.protocol.tags import Tags
-
-    tags = Tags(allow_boxed=True)
-    text = strip_observations(solution_str, tags)
-    parsed = parse_segment(text, tags, max_queries=1_000_000, final=True)
-    result = SCORERS.get(scorer)(parsed.answer, str(ground_truth))
-    reward, _ = composite_reward(result.score, parsed.well_formed and parsed.answer is not None, 0, 0.0, "success",
-                                 RewardConfig())
-    return float(reward)
-
 
 class ConsultHandler:
     """One consultation for the consult tool: gate each query at the step's rho (keyed on
@@ -377,7 +330,7 @@ class ConsultHandler:
                              "(agent_name eapo_agent); the consult tool handles block consultations only")
         self.cfg = cfg
         self.pool = pool
-        self.gate = AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity)
+        self.gate = acceptance_gate(cfg.acceptance, cfg.seed)
 
     async def consult(self, *, episode_uid: str, problem: str, queries: Sequence[str], asked_before: int, step: int,
                       validate: bool) -> tuple[str, dict[str, float]]:
@@ -411,7 +364,6 @@ class ConsultHandler:
 def _cut_chars(text: str, limit: int) -> str:
     # the tool path has no tokenizer at hand: about 4 characters per token
     return text if len(text) <= limit else text[:limit]
-
 
 
 def to_verl_row(record: Mapping[str, Any], *, agent_name: str = "eapo_agent", data_source: str = "eapo",
