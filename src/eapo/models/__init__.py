@@ -1,5 +1,6 @@
 """Models: the tiny built-in policy and expert (real Hugging Face formats, built locally
-with no model hub) and `load_policy`, which loads those and real checkpoints alike."""
+with no model hub) and `load_policy`, which loads those and real checkpoints alike;
+`load_frozen` loads a model that only answers (local experts, `eapo serve-expert`)."""
 
 from eapo.models.build import (
     EXPERT_SPEC,
@@ -9,6 +10,7 @@ from eapo.models.build import (
     ensure_tiny_models,
     load_policy,
 )
+from eapo.models.frozen import load_frozen
 from eapo.models.tokenizer import build_tokenizer
 
 __all__ = [
@@ -18,5 +20,6 @@ __all__ = [
     "build_tiny_model",
     "build_tokenizer",
     "ensure_tiny_models",
+    "load_frozen",
     "load_policy",
 ]
