@@ -1,11 +1,11 @@
 """`eapo compare`: the paper's comparison (EAPO.md §6–§7) in miniature, on any task.
 
-rows.py      what each row is (a recipe of config overrides), and the registry of rows
-runner.py    runs every (row, seed) cell from one starting policy, reusing finished ones
-distill.py   the expert-distilled baseline (supervised, full or LoRA)
-workflow.py  the expert-assisted workflow baseline (evaluated with the experts)
-results.py   results.json, the markdown table, the paired gap
-plots.py     the figures, drawn from results.json
+rows.py          what each row is (a recipe of config overrides), and the registry of rows
+runner.py        runs every (row, seed) cell from one starting policy, reusing finished ones
+distill.py       the expert-distilled baseline (supervised, full or LoRA)
+with_experts.py  the workflow row evaluated with its experts open (workflow.py: old name)
+results.py       results.json, the markdown table, the paired gap
+plots.py         the figures, drawn from results.json
 """
 
 from __future__ import annotations

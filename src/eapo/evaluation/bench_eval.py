@@ -7,7 +7,8 @@ rendered with the model's chat template once, later turns are token ids). Modes:
   - `experts`: the expert-assisted workflow baseline (EAPO.md §6): consulting open, every
     reply accepted (rho = 1), experts from an `experts:` YAML section
     (`eapo.evaluation.workflow`).
-Each problem is rolled out `n` times at `temperature`, plus once greedily with `greedy`.
+Each problem is rolled out `n` times at `temperature`, plus once greedily with `greedy`, by
+the loop every evaluation shares (`eapo.evaluation.loop`).
 Math benchmarks also accept a final `\\boxed{}`; code benchmarks (HumanEval) ask for the
 whole function (`eapo.evaluation.prompts`). How episodes are scored and recorded, and how
 the records are summarised: `eapo.evaluation.records`.
@@ -27,7 +28,8 @@ n, modes, sampling, turn and token limits, seed, block size, experts) must equal
 one; `limit` and `ks` may change (they change no item).
 
 Not here: scoring rules (`eapo.rewards`), estimators (`eapo.evaluation.metrics`), the
-training-time evaluation (`eapo.evaluation.evaluate`, whose batching this does not share).
+training-time evaluation (`eapo.evaluation.evaluate`: the same loop, batched over all its
+problems at once rather than block by block).
 """
 
 from __future__ import annotations
@@ -43,20 +45,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from eapo.config import to_dict
 from eapo.evaluation.benchmarks import BenchmarkSpec, benchmark_path, builtin_task, load_benchmark, resolve_spec
 from eapo.evaluation.evaluate import LOCK_CHOICES, LOCKS
 from eapo.evaluation.itemstore import ItemStore
+from eapo.evaluation.loop import EvalLoop, default_backend, evaluating
 from eapo.evaluation.metrics import mean
 from eapo.evaluation.prompts import eval_problem
 from eapo.evaluation.records import _Scorer, episode_record, summarize_records
 from eapo.progress import progress
 from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.config import RolloutConfig
-from eapo.rollout.engine import RolloutEngine
-from eapo.types import Episode, Problem
+from eapo.types import Problem
 
 log = logging.getLogger(__name__)
 
@@ -189,45 +189,27 @@ class _Runner:
 
     def __init__(self, cfg: BenchEvalConfig, spec: BenchmarkSpec, problems: Sequence[Problem], *, tokenizer: Any,
                  backend: GenerationBackend, pool: Any) -> None:
-        self.cfg = cfg
         self.scorer = _Scorer(spec, problems, tokenizer, cfg)
         self.code = spec.scorer == "code"
-        tags = dataclasses.replace(cfg.rollout.tags, allow_boxed=spec.template_family == "math_boxed")
-        self.engines: dict[str, tuple[RolloutEngine, RolloutEngine | None, float]] = {}
-        for mode in cfg.modes:
-            consult_mode, rho, mode_pool = ("open", 1.0, pool) if mode == EXPERTS_MODE else (mode, 0.0, None)
-            rc = dataclasses.replace(cfg.rollout, tags=tags, consult_mode=consult_mode, temperature=cfg.temperature)
-            # The engine's own scoring is replaced by ours (code needs the whole problem, and
-            # the records want the extracted answer); "exact" is a cheap placeholder.
-            sampled = RolloutEngine(backend, tokenizer, rc, pool=mode_pool, scorer="exact", seed=cfg.seed)
-            greedy = (RolloutEngine(backend, tokenizer, dataclasses.replace(rc, temperature=0.0), pool=mode_pool,
-                                    scorer="exact", seed=cfg.seed) if cfg.greedy else None)
-            self.engines[mode] = (sampled, greedy, rho)
-
-    def _roll(self, engine: RolloutEngine, jobs: list[tuple[Problem, str]], rho: float) -> list[Episode]:
-        episodes: list[Episode] = []
-        size = self.cfg.batch_size
-        for start in range(0, len(jobs), size):
-            chunk = jobs[start:start + size]
-            episodes += engine.run([p for p, _ in chunk], step=0, uids=[u for _, u in chunk], rhos=rho,
-                                   turn_budget=self.cfg.turn_budget)
-        return episodes
+        rollout = dataclasses.replace(cfg.rollout, tags=dataclasses.replace(
+            cfg.rollout.tags, allow_boxed=spec.template_family == "math_boxed"))
+        # The engine's own scoring is replaced by ours (code needs the whole problem, and
+        # the records want the extracted answer); the loop's "exact" is a cheap placeholder.
+        self.loops = {mode: EvalLoop(backend, tokenizer, rollout, consult_mode="open" if mode == EXPERTS_MODE else mode,
+                                     temperature=cfg.temperature, n=cfg.n, greedy=cfg.greedy,
+                                     turn_budget=cfg.turn_budget, batch_size=cfg.batch_size, seed=cfg.seed,
+                                     pool=pool if mode == EXPERTS_MODE else None)
+                      for mode in cfg.modes}
 
     def run_block(self, block: Sequence[Problem]) -> list[dict[str, Any]]:
         shown = [eval_problem(p) for p in block]
-        n = self.cfg.n
         records: list[dict[str, Any]] = []
-        for mode, (sampled_engine, greedy_engine, rho) in self.engines.items():
-            jobs = [(p, f"eval-{p.id}-{j}") for p in shown for j in range(n)]
-            episodes = self._roll(sampled_engine, jobs, rho)
-            samples: list[int | None] = [j for _ in shown for j in range(n)]
-            if greedy_engine is not None:
-                episodes += self._roll(greedy_engine, [(p, f"eval-{p.id}-greedy") for p in shown], rho)
-                samples += [None] * len(shown)
-            for ep, sample, (result, extra) in zip(episodes, samples, self.scorer(episodes)):
+        for mode, loop in self.loops.items():
+            rolled = loop.roll(shown)
+            for (ep, sample), (result, extra) in zip(rolled, self.scorer([r.episode for r in rolled])):
                 records.append({**episode_record(ep, mode, sample, result, code=self.code), **extra})
         order = {p.id: i for i, p in enumerate(block)}
-        modes = list(self.engines)
+        modes = list(self.loops)
         records.sort(key=lambda r: (order[r["id"]], modes.index(r["mode"]), r["greedy"], r["sample"] or 0))
         return records
 
@@ -262,12 +244,7 @@ def evaluate_benchmark(
     problems = load_benchmark(cfg.benchmark, limit=cfg.limit, fields=dict(cfg.fields) if cfg.fields else None)
     if not problems:
         raise ValueError(f"benchmark {spec.name!r} has no problems")
-    if backend is None:
-        if model is None:
-            raise ValueError("evaluate_benchmark needs a model, or a backend to generate with")
-        from eapo.rollout.hf_backend import HFBackend
-
-        backend = HFBackend(model, tokenizer)
+    backend = default_backend(model, tokenizer, backend, "evaluate_benchmark")
     if cfg.experts is not None and pool is None:
         from eapo.evaluation.workflow import build_workflow_pool
 
@@ -296,33 +273,26 @@ def evaluate_benchmark(
 
     first = cfg.modes[0]
     scored = [float(r["score"]) for r in kept if r["id"] in ours and r["mode"] == first and not r["greedy"]]
-    was_training = getattr(model, "training", None)
-    if was_training is not None:
-        model.eval()
-    try:
-        if store is not None and not all(done_blocks):
-            store.clear_summary()
-        with torch.no_grad(), progress(total=len(problems), description=f"eval {spec.name}", initial=resumed) as bar:
-            if scored:
-                bar.note(f"avg@n={mean(scored):.3f}")
-            done = resumed
-            for block, skip in zip(blocks, done_blocks):
-                if skip:
-                    continue
-                records = runner.run_block(block)
-                if store is not None:
-                    store.append(records)
-                for r in records:
-                    by_id.setdefault(r["id"], []).append(r)
-                scored += [float(r["score"]) for r in records if r["mode"] == first and not r["greedy"]]
-                done += len(block)
-                bar.advance(len(block))
-                bar.note(f"avg@n={mean(scored):.3f}")
-                if on_block is not None:
-                    on_block(done, len(problems))
-    finally:
-        if was_training is not None:
-            model.train(was_training)
+    if store is not None and not all(done_blocks):
+        store.clear_summary()
+    with evaluating(model), progress(total=len(problems), description=f"eval {spec.name}", initial=resumed) as bar:
+        if scored:
+            bar.note(f"avg@n={mean(scored):.3f}")
+        done = resumed
+        for block, skip in zip(blocks, done_blocks):
+            if skip:
+                continue
+            records = runner.run_block(block)
+            if store is not None:
+                store.append(records)
+            for r in records:
+                by_id.setdefault(r["id"], []).append(r)
+            scored += [float(r["score"]) for r in records if r["mode"] == first and not r["greedy"]]
+            done += len(block)
+            bar.advance(len(block))
+            bar.note(f"avg@n={mean(scored):.3f}")
+            if on_block is not None:
+                on_block(done, len(problems))
 
     records = [r for p in problems for r in by_id[p.id]]
     summary: dict[str, Any] = {

@@ -13,8 +13,9 @@ questions:
   - "both" runs the two and prefixes their metrics `eval_forbid/` and `eval_refuse/`
     instead of `eval/`.
 
-Sampling: each problem is rolled out `n` times at `temperature` (for avg@n, pass@k and
-the per-problem variance) and, with `greedy`, once more at temperature 0 (`greedy_acc`).
+Sampling (`eapo.evaluation.loop`, shared with `eapo eval` and the compare workflow row):
+each problem is rolled out `n` times at `temperature` (for avg@n, pass@k and the
+per-problem variance) and, with `greedy`, once more at temperature 0 (`greedy_acc`).
 Episode uids are `eval-{problem.id}-{j}` and `eval-{problem.id}-greedy`, so with the same
 seed, step and batch size an evaluation is reproducible, and the two locks draw with the
 same seeds (common random numbers make their difference less noisy). Behaviour metrics
@@ -22,25 +23,22 @@ same seeds (common random numbers make their difference less noisy). Behaviour m
 episodes only; the greedy episode enters only `greedy_acc`.
 
 Not here: the estimators (`eapo.evaluation.metrics`), benchmark datasets and scorers
-beyond the registry's (the benchmarks layer), evaluation *with* experts (the
-expert-assisted workflow baseline runs the rollout with a pool).
+beyond the registry's (the benchmarks layer), evaluation *with* experts
+(`eapo.comparison.with_experts`, and `eapo eval --experts`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
-from eapo.evaluation.metrics import mean, summarize
+from eapo.evaluation.loop import EvalLoop, default_backend, evaluating, run_record
+from eapo.evaluation.metrics import episode_metrics, prefixed
 from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.config import RolloutConfig
-from eapo.rollout.engine import RolloutEngine
-from eapo.types import Episode, Problem
+from eapo.types import Problem
 
 log = logging.getLogger(__name__)
 
@@ -58,67 +56,13 @@ class EvalResult:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _record(ep: Episode, lock: str, sample: int | None) -> dict[str, Any]:
-    return {
-        "lock": lock,
-        "uid": ep.uid,
-        "problem_id": ep.problem_id,
-        "sample": sample,  # None for the greedy episode
-        "greedy": sample is None,
-        "answer": ep.answer,
-        "gold": ep.gold,
-        "score": ep.score,
-        "reward": ep.reward,
-        "well_formed": ep.well_formed,
-        "consults": ep.consults,
-        "queries": len(ep.calls),
-        "accepted_calls": ep.accepted_calls,  # always 0: no expert is reachable
-        "turns": len(ep.turns),
-        "policy_tokens": ep.policy_tokens,
-        "stop_reason": ep.stop_reason,
-    }
-
-
-def _roll(engine: RolloutEngine, jobs: list[tuple[Problem, str]], *, batch_size: int, step: int,
-          turn_budget: int) -> list[Episode]:
-    episodes: list[Episode] = []
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start : start + batch_size]
-        episodes += engine.run([p for p, _ in chunk], step=step, uids=[u for _, u in chunk], rhos=0.0,
-                               turn_budget=turn_budget)
-    return episodes
-
-
 def _evaluate_lock(backend: GenerationBackend, tokenizer: Any, problems: Sequence[Problem], *, rollout: RolloutConfig,
                    lock: str, n: int, ks: Sequence[int], temperature: float, greedy: bool, turn_budget: int,
                    scorer: str, seed: int, batch_size: int, step: int) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    cfg = dataclasses.replace(rollout, consult_mode=lock, temperature=temperature)
-    engine = RolloutEngine(backend, tokenizer, cfg, pool=None, scorer=scorer, seed=seed)
-    jobs = [(p, f"eval-{p.id}-{j}") for p in problems for j in range(n)]
-    sampled = _roll(engine, jobs, batch_size=batch_size, step=step, turn_budget=turn_budget)
-
-    records = [_record(ep, lock, j % n) for j, ep in enumerate(sampled)]
-    scores: dict[str, list[float]] = {p.id: [] for p in problems}
-    for ep in sampled:
-        scores[ep.problem_id].append(ep.score)
-    metrics = summarize(scores, ks)
-    metrics.update({
-        "consult_attempts": mean([ep.consults for ep in sampled]),
-        "consult_rate": mean([float(ep.consults > 0) for ep in sampled]),
-        "turns": mean([len(ep.turns) for ep in sampled]),
-        "policy_tokens": mean([ep.policy_tokens for ep in sampled]),
-        "answered": mean([float(ep.stop_reason == "answer") for ep in sampled]),
-        "well_formed": mean([float(ep.well_formed) for ep in sampled]),
-    })
-
-    if greedy:
-        greedy_engine = RolloutEngine(backend, tokenizer, dataclasses.replace(cfg, temperature=0.0), pool=None,
-                                      scorer=scorer, seed=seed)
-        jobs = [(p, f"eval-{p.id}-greedy") for p in problems]
-        greedy_eps = _roll(greedy_engine, jobs, batch_size=batch_size, step=step, turn_budget=turn_budget)
-        metrics["greedy_acc"] = mean([ep.score for ep in greedy_eps])
-        records += [_record(ep, lock, None) for ep in greedy_eps]
-    return metrics, records
+    loop = EvalLoop(backend, tokenizer, rollout, consult_mode=lock, temperature=temperature, n=n, greedy=greedy,
+                    turn_budget=turn_budget, batch_size=batch_size, seed=seed, step=step, scorer=scorer)
+    records = [run_record(ep, lock, sample) for ep, sample in loop.roll(problems)]
+    return episode_metrics(records, [p.id for p in problems], ks, id_key="problem_id"), records
 
 
 def evaluate_policy(
@@ -165,31 +109,18 @@ def evaluate_policy(
     ids = [p.id for p in problems]
     if len(set(ids)) != len(ids):
         raise ValueError("problem ids must be unique: episode uids and per-problem metrics are keyed on them")
-    if backend is None:
-        if model is None:
-            raise ValueError("evaluate_policy needs a model, or a backend to generate with")
-        from eapo.rollout.hf_backend import HFBackend
-
-        backend = HFBackend(model, tokenizer)
+    backend = default_backend(model, tokenizer, backend, "evaluate_policy")
 
     locks = LOCKS if lock == "both" else (lock,)
-    was_training = getattr(model, "training", None)
     metrics: dict[str, float] = {}
     records: list[dict[str, Any]] = []
-    if was_training is not None:
-        model.eval()
-    try:
-        with torch.no_grad():
-            for lk in locks:
-                m, r = _evaluate_lock(backend, tokenizer, problems, rollout=rollout, lock=lk, n=n, ks=ks,
-                                      temperature=temperature, greedy=greedy, turn_budget=turn_budget, scorer=scorer,
-                                      seed=seed, batch_size=batch_size, step=step)
-                prefix = f"eval_{lk}/" if lock == "both" else "eval/"
-                metrics.update({prefix + name: float(value) for name, value in m.items()})
-                records += r
-                log.info("eval lock=%s problems=%d n=%d avg@n=%.4f %s", lk, len(problems), n, m["avg@n"],
-                         " ".join(f"pass@{k}={m[f'pass@{k}']:.4f}" for k in ks))
-    finally:
-        if was_training is not None:
-            model.train(was_training)
+    with evaluating(model):
+        for lk in locks:
+            m, r = _evaluate_lock(backend, tokenizer, problems, rollout=rollout, lock=lk, n=n, ks=ks,
+                                  temperature=temperature, greedy=greedy, turn_budget=turn_budget, scorer=scorer,
+                                  seed=seed, batch_size=batch_size, step=step)
+            metrics.update(prefixed(m, lk, lock == "both"))
+            records += r
+            log.info("eval lock=%s problems=%d n=%d avg@n=%.4f %s", lk, len(problems), n, m["avg@n"],
+                     " ".join(f"pass@{k}={m[f'pass@{k}']:.4f}" for k in ks))
     return EvalResult(metrics=metrics, records=records)

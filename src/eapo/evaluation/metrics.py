@@ -14,7 +14,11 @@ Scores are in [0, 1] (F1 may be partial). `avg@n` and `var` use the raw scores; 
 needs a yes/no per sample, and a sample counts as correct iff `score >= 1 - 1e-9` (a full
 score up to float rounding), so partial credit never counts as a pass.
 
-Not here: running the policy (`eapo.evaluation.evaluate`), scoring answers
+`episode_metrics` is the one summary of an evaluation's per-episode records (the
+training-time evaluation, `eapo eval`, the compare workflow row): the estimators over the
+sampled episodes plus the behaviour means, so every report names the same quantity alike.
+
+Not here: running the policy (`eapo.evaluation.loop`), scoring answers
 (`eapo.rewards.scorers`).
 """
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 CORRECT_TOL = 1e-9
 
@@ -128,3 +133,56 @@ def summarize(correct: Mapping[str, Sequence[float]], ks: Sequence[int]) -> dict
         out[f"pass@{k}"] = mean(passes[k])
     out.update({"var": mean(variances), "std_of_mean": sem, "n": float(n_min), "problems": float(p)})
     return out
+
+
+def episode_metrics(records: Sequence[Mapping[str, Any]], problem_ids: Sequence[str], ks: Sequence[int], *,
+                    id_key: str = "id", expert_calls: str | None = None, totals: bool = False) -> dict[str, float]:
+    """`summarize` of the sampled records' scores, then the behaviour means over the sampled
+    records, then `greedy_acc` over the greedy ones (when there are any). Records of other
+    problems are left out (a resumed `eapo eval` keeps those of a larger earlier run).
+
+    The two record formats name the problem differently (`id_key`). With `expert_calls`
+    (the record's column of calls to count) also the mean `expert_calls` and
+    `expert_tokens`, and with `totals` their sums over all records (the evaluation's cost).
+
+    >>> recs = [{"id": "a", "greedy": False, "score": 1.0, "consults": 0, "turns": 1, "policy_tokens": 5,
+    ...          "stop_reason": "answer", "well_formed": True}]
+    >>> m = episode_metrics(recs, ["a"], (1,))
+    >>> m["avg@n"], m["answered"], "greedy_acc" in m
+    (1.0, 1.0, False)
+    """
+    wanted = set(problem_ids)
+    mine = [r for r in records if r[id_key] in wanted]
+    sampled = [r for r in mine if not r["greedy"]]
+    greedy = [r for r in mine if r["greedy"]]
+    scores: dict[str, list[float]] = {pid: [] for pid in problem_ids}
+    for r in sampled:
+        scores[r[id_key]].append(float(r["score"]))
+    m = summarize(scores, ks)
+    m["consult_attempts"] = mean([r["consults"] for r in sampled])
+    m["consult_rate"] = mean([float(r["consults"] > 0) for r in sampled])
+    if expert_calls is not None:
+        m["expert_calls"] = mean([r[expert_calls] for r in sampled])
+        m["expert_tokens"] = mean([r["expert_tokens"] for r in sampled])
+    m.update({
+        "turns": mean([r["turns"] for r in sampled]),
+        "policy_tokens": mean([r["policy_tokens"] for r in sampled]),
+        "answered": mean([float(r["stop_reason"] == "answer") for r in sampled]),
+        "well_formed": mean([float(r["well_formed"]) for r in sampled]),
+    })
+    if expert_calls is not None and totals:
+        m["expert_calls_total"] = float(sum(r[expert_calls] for r in mine))
+        m["expert_tokens_total"] = float(sum(r["expert_tokens"] for r in mine))
+    if greedy:
+        m["greedy_acc"] = mean([float(r["score"]) for r in greedy])
+    return m
+
+
+def prefixed(metrics: Mapping[str, float], mode: str, several: bool) -> dict[str, float]:
+    """`eval/<name>`, or `eval_<mode>/<name>` when one evaluation reports several modes.
+
+    >>> prefixed({"avg@n": 1}, "forbid", True)
+    {'eval_forbid/avg@n': 1.0}
+    """
+    prefix = f"eval_{mode}/" if several else "eval/"
+    return {prefix + name: float(value) for name, value in metrics.items()}

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from eapo.evaluation.benchmarks import BenchmarkSpec
-from eapo.evaluation.metrics import mean, summarize
+from eapo.evaluation.metrics import episode_metrics, prefixed
 from eapo.rewards.code import completion_from_answer, fenced_code, score_humaneval
 from eapo.rewards.reward import composite_reward
 from eapo.rewards.scorers import SCORERS, ScoreResult
@@ -120,30 +120,9 @@ def summarize_records(records: Sequence[Mapping[str, Any]], problem_ids: Sequenc
     """Metrics per mode, prefixed `eval/` (one mode) or `eval_<mode>/`. avg@n, pass@k, var
     and the behaviour means are over the sampled episodes; `greedy_acc` over the greedy
     ones; `*_total` over all episodes (the cost of the evaluation)."""
-    wanted = set(problem_ids)
     out: dict[str, float] = {}
     for mode in modes:
-        mine = [r for r in records if r["mode"] == mode and r["id"] in wanted]
-        sampled = [r for r in mine if not r["greedy"]]
-        greedy = [r for r in mine if r["greedy"]]
-        scores: dict[str, list[float]] = {pid: [] for pid in problem_ids}
-        for r in sampled:
-            scores[r["id"]].append(float(r["score"]))
-        m = summarize(scores, ks)
-        m.update({
-            "consult_attempts": mean([r["consults"] for r in sampled]),
-            "consult_rate": mean([float(r["consults"] > 0) for r in sampled]),
-            "expert_calls": mean([r["expert_calls"] for r in sampled]),
-            "expert_tokens": mean([r["expert_tokens"] for r in sampled]),
-            "turns": mean([r["turns"] for r in sampled]),
-            "policy_tokens": mean([r["policy_tokens"] for r in sampled]),
-            "answered": mean([float(r["stop_reason"] == "answer") for r in sampled]),
-            "well_formed": mean([float(r["well_formed"]) for r in sampled]),
-            "expert_calls_total": float(sum(r["expert_calls"] for r in mine)),
-            "expert_tokens_total": float(sum(r["expert_tokens"] for r in mine)),
-        })
-        if greedy:
-            m["greedy_acc"] = mean([float(r["score"]) for r in greedy])
-        prefix = "eval/" if len(modes) == 1 else f"eval_{mode}/"
-        out.update({prefix + k: float(v) for k, v in m.items()})
+        mine = [r for r in records if r["mode"] == mode]
+        m = episode_metrics(mine, problem_ids, ks, expert_calls="expert_calls", totals=True)
+        out.update(prefixed(m, mode, len(modes) > 1))
     return out

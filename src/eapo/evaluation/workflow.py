@@ -1,4 +1,4 @@
-"""Experts at evaluation time: the expert-assisted workflow baseline (EAPO.md §6).
+"""The expert pool of `eapo eval --experts` (the workflow baseline, EAPO.md §6), from YAML.
 
 The baseline asks what a policy reaches when it may consult experts while it answers, so
 it is evaluated with the consult action open and every reply accepted (rho = 1). Its pool

@@ -120,16 +120,12 @@ class HFModelExpert:
         with self._load_lock:
             if self._model is not None:
                 return
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from eapo.models.frozen import load_frozen
 
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            tok = AutoTokenizer.from_pretrained(self.model_path)
+            model, tok, device = load_frozen(self.model_path, device=self.device, dtype=self.dtype)
             tok.padding_side = "left"  # generation appends on the right
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
-            model.to(device).eval().requires_grad_(False)
             logger.info("expert %s loaded %s on %s", self.name, self.model_path, device)
             self._tokenizer = tok
             self._model = model  # last: other threads test it without the lock

@@ -120,13 +120,9 @@ class HFChatBackend:
         with self._lock:
             if self._model is not None:
                 return
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from eapo.models.frozen import load_frozen
 
-            device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-            tok = AutoTokenizer.from_pretrained(self.model_path)
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=self.dtype)
-            model.to(device).eval().requires_grad_(False)
+            model, tok, _ = load_frozen(self.model_path, device=self.device, dtype=self.dtype)
             self._tok, self._model = tok, model
 
     async def complete(self, messages: list[dict[str, Any]], params: SamplingRequest) -> Completion:
