@@ -52,7 +52,7 @@ from eapo.evaluation.itemstore import ItemStore
 from eapo.evaluation.loop import EvalLoop, default_backend, evaluating
 from eapo.evaluation.metrics import mean
 from eapo.evaluation.prompts import eval_problem
-from eapo.evaluation.records import _Scorer, episode_record, summarize_records
+from eapo.evaluation.records import Scorer, episode_record, summarize_records
 from eapo.progress import progress
 from eapo.rollout.backend import GenerationBackend
 from eapo.rollout.config import RolloutConfig
@@ -189,7 +189,7 @@ class _Runner:
 
     def __init__(self, cfg: BenchEvalConfig, spec: BenchmarkSpec, problems: Sequence[Problem], *, tokenizer: Any,
                  backend: GenerationBackend, pool: Any) -> None:
-        self.scorer = _Scorer(spec, problems, tokenizer, cfg)
+        self.scorer = Scorer(spec, problems, tokenizer, timeout_s=cfg.code_timeout_s, workers=cfg.code_workers)
         self.code = spec.scorer == "code"
         rollout = dataclasses.replace(cfg.rollout, tags=dataclasses.replace(
             cfg.rollout.tags, allow_boxed=spec.template_family == "math_boxed"))

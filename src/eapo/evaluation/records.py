@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from eapo.evaluation.benchmarks import BenchmarkSpec
 from eapo.evaluation.metrics import episode_metrics, prefixed
@@ -27,9 +27,6 @@ from eapo.rewards.code import completion_from_answer, fenced_code, score_humanev
 from eapo.rewards.reward import composite_reward
 from eapo.rewards.scorers import SCORERS, ScoreResult
 from eapo.types import Episode, Problem
-
-if TYPE_CHECKING:
-    from eapo.evaluation.bench_eval import BenchEvalConfig
 
 
 # --------------------------------------------------------------------------- scoring
@@ -43,14 +40,16 @@ def _final_policy_text(ep: Episode, tokenizer: Any) -> str:
     return tokenizer.decode(ep.completion_ids[i:], skip_special_tokens=True)
 
 
-class _Scorer:
-    """Scores episodes of one benchmark: `(ScoreResult, extra record fields)` each."""
+class Scorer:
+    """Scores episodes of one benchmark: `(ScoreResult, extra record fields)` each.
+    `timeout_s` and `workers`: per program and at once in the sandbox (code benchmarks)."""
 
-    def __init__(self, spec: BenchmarkSpec, problems: Sequence[Problem], tokenizer: Any, cfg: BenchEvalConfig) -> None:
+    def __init__(self, spec: BenchmarkSpec, problems: Sequence[Problem], tokenizer: Any, *, timeout_s: float,
+                 workers: int) -> None:
         self.code = spec.scorer == "code"
         self.tokenizer = tokenizer
-        self.timeout_s = cfg.code_timeout_s
-        self.workers = cfg.code_workers
+        self.timeout_s = timeout_s
+        self.workers = workers
         self.by_id = {p.id: p for p in problems}
         if self.code:
             missing = [p.id for p in problems if "test" not in p.meta or "entry_point" not in p.meta]

@@ -64,14 +64,7 @@ from typing import Any
 
 from eapo.experts.base import EXPERTS, keyed_rng, request_key, stable_hash
 from eapo.experts.messages import DEFAULT_SYSTEM_PROMPT, build_messages
-from eapo.experts.openai_transport import (
-    ResponseTooLarge,
-    _classify,
-    _client_maker,
-    _Failure,
-    _LoopThread,
-    _short,
-)
+from eapo.experts.openai_transport import Failure, LoopThread, ResponseTooLarge, classify, client_maker, one_line
 from eapo.experts.reply_cache import CachedReply, ReplyCache, cache_key
 from eapo.experts.resilience import BreakerPolicy, CircuitBreaker, RetryPolicy, parse_retry_after
 from eapo.types import ExpertReply, ExpertRequest
@@ -167,9 +160,9 @@ class OpenAIExpert:
         self.max_response_bytes = max_response_bytes
         self.cache = ReplyCache(cache) if isinstance(cache, (str, os.PathLike)) else cache
         # The key is captured by this closure only: no attribute holds it.
-        self._new_client: Callable[[], Any] = _client_maker(api_key, self.base_url, self.timeout_s,
+        self._new_client: Callable[[], Any] = client_maker(api_key, self.base_url, self.timeout_s,
                                                            max_response_bytes, max_concurrency)
-        self._loop = _LoopThread(f"eapo-expert-{self.name}")
+        self._loop = LoopThread(f"eapo-expert-{self.name}")
         self._client: Any = None
         self._sem: asyncio.Semaphore | None = None
         self.breaker = CircuitBreaker(self.breaker_policy)
@@ -246,11 +239,11 @@ class OpenAIExpert:
         rng = keyed_rng(self.seed or 0, "openai-retry", request_key(request))
         while True:
             if not self.breaker.allow():
-                failure = last or _Failure("circuit_open", f"{self.base_url} is resting after repeated failures")
+                failure = last or Failure("circuit_open", f"{self.base_url} is resting after repeated failures")
                 return self._failed(failure)
             try:
                 text, usage = await self._attempt(client, messages, sampling, seed, start)
-            except _Failure as failure:
+            except Failure as failure:
                 last = failure
             else:
                 self.breaker.record(True)
@@ -275,7 +268,7 @@ class OpenAIExpert:
             await asyncio.sleep(wait)
             attempt += 1
 
-    def _retry_wait(self, failure: _Failure, attempt: int, u: float, start: float) -> float | None:
+    def _retry_wait(self, failure: Failure, attempt: int, u: float, start: float) -> float | None:
         """Seconds to wait before the next attempt, or None to give up now."""
         if not failure.retryable or attempt >= self.retry.retries:
             return None
@@ -296,7 +289,7 @@ class OpenAIExpert:
             if self.deadline_s is not None:
                 budget = min(budget, self.deadline_s - (time.monotonic() - start))
             if budget <= 0:
-                raise _Failure("timeout", f"no time left of the {self.deadline_s:.3g}s deadline")
+                raise Failure("timeout", f"no time left of the {self.deadline_s:.3g}s deadline")
             kwargs = dict(sampling)
             extra_body = kwargs.pop("extra_body", None)
             if seed is not None:
@@ -306,22 +299,22 @@ class OpenAIExpert:
                     response = await client.chat.completions.create(
                         model=self.model, messages=messages, timeout=budget, extra_body=extra_body, **kwargs)
             except Exception as exc:  # every failure of the call becomes a value
-                raise _classify(exc, budget) from None
+                raise classify(exc, budget) from None
         return self._read(response)
 
     def _read(self, response: Any) -> tuple[str, tuple[int, int]]:
         from openai.types.chat import ChatCompletion
 
         if not isinstance(response, ChatCompletion):
-            raise _Failure("bad_reply", f"expected a chat completion object, got {_short(response)}")
+            raise Failure("bad_reply", f"expected a chat completion object, got {one_line(response)}")
         if not response.choices:
-            raise _Failure("bad_reply", "the completion has no choices")
+            raise Failure("bad_reply", "the completion has no choices")
         message = response.choices[0].message
         text = getattr(message, "content", None)
         if text is not None and not isinstance(text, str):
-            raise _Failure("bad_reply", f"message content is {type(text).__name__}, not text")
+            raise Failure("bad_reply", f"message content is {type(text).__name__}, not text")
         if not text or not text.strip():
-            raise _Failure("empty_reply", f"finish_reason={response.choices[0].finish_reason}")
+            raise Failure("empty_reply", f"finish_reason={response.choices[0].finish_reason}")
         usage = response.usage
         tokens = (int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0))
         return text, tokens
@@ -332,7 +325,7 @@ class OpenAIExpert:
         self._count("truncated")
         return text[: self.max_reply_chars]
 
-    def _failed(self, failure: _Failure) -> ExpertReply:
+    def _failed(self, failure: Failure) -> ExpertReply:
         level = logging.DEBUG if failure.cause in ("circuit_open",) else logging.INFO
         logger.log(level, "expert %s (%s) failed: %s", self.name, self.base_url, failure)
         return ExpertReply(text="", expert=self.name, error=str(failure))

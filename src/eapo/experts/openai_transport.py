@@ -2,7 +2,7 @@
 (`openai_expert.py`), which decides when to retry, how many calls run at once, what is
 cached and what is counted.
 
-- **The client** (`_client_maker`): the official `openai` async client with its own
+- **The client** (`client_maker`): the official `openai` async client with its own
   retries off (`max_retries=0`; `openai_expert.py` says why). The factory's closure is
   the only holder of the API key. Its HTTP client and transport come from the library
   the installed `openai` is built on (httpx2 for openai 3, httpx before), so no second
@@ -11,14 +11,14 @@ cached and what is counted.
   while it is read, and one that declares a larger `Content-Length` is refused before it
   is read (`ResponseTooLarge`, cause `too_large`), so an oversized reply costs about
   the limit in reading and memory, not its whole length.
-- **One loop for the client's life** (`_LoopThread`): the pool runs each consultation
+- **One loop for the client's life** (`LoopThread`): the pool runs each consultation
   round on a fresh event loop (`ExpertPool.ask_many_sync`), but an HTTP connection pool
   belongs to one loop. So each expert owns one background thread with its own loop,
   where its client, semaphore and breaker live for its whole life (connections are
   reused across rounds). The thread is a daemon, so an expert that is never closed costs
   nothing at exit.
-- **Failures as values** (`_classify`): every exception of an attempt becomes a
-  `_Failure` with a cause, a detail, whether another attempt may help and the wait a
+- **Failures as values** (`classify`): every exception of an attempt becomes a
+  `Failure` with a cause, a detail, whether another attempt may help and the wait a
   server asked for; the expert's retry loop and circuit breaker read only these, and a
   call never raises for the endpoint's sake. The chain of `__cause__`/`__context__` is
   searched, because the `openai` client wraps what the transport raises. Details are one
@@ -40,7 +40,7 @@ from eapo.experts.resilience import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ResponseTooLarge"]
+__all__ = ["Failure", "LoopThread", "ResponseTooLarge", "classify", "client_maker", "one_line"]
 
 T = TypeVar("T")
 _MAX_DETAIL = 160
@@ -100,7 +100,7 @@ def _capped_transport(limit: int, max_connections: int) -> Any:
     return _CappedTransport()
 
 
-def _client_maker(api_key: str, base_url: str, timeout_s: float, max_response_bytes: int,
+def client_maker(api_key: str, base_url: str, timeout_s: float, max_response_bytes: int,
                   max_connections: int) -> Callable[[], Any]:
     """A factory of the expert's `openai.AsyncOpenAI` client (call it on the loop that will
     use the client). The client's own retries are off: ours are counted and bounded."""
@@ -116,7 +116,7 @@ def _client_maker(api_key: str, base_url: str, timeout_s: float, max_response_by
     return make
 
 
-class _LoopThread:
+class LoopThread:
     """One event loop on a daemon thread, started on first use."""
 
     def __init__(self, name: str) -> None:
@@ -157,33 +157,33 @@ class _LoopThread:
 # --------------------------------------------------------------------------- failures
 
 
-class _Failure(Exception):
+class Failure(Exception):
     def __init__(self, cause: str, detail: str, *, retryable: bool = False, retry_after: float | None = None):
         super().__init__(f"{cause}: {detail}")
         self.cause, self.detail, self.retryable, self.retry_after = cause, detail, retryable, retry_after
 
 
-def _classify(exc: BaseException, budget: float) -> _Failure:
+def classify(exc: BaseException, budget: float) -> Failure:
     """Name what went wrong with one attempt, and whether another attempt may help."""
     import openai
 
     if isinstance(exc, (TimeoutError, openai.APITimeoutError)):
-        return _Failure("timeout", f"no reply within {budget:.3g}s", retryable=True)
+        return Failure("timeout", f"no reply within {budget:.3g}s", retryable=True)
     chain = _causes(exc)
     too_large = next((e for e in chain if isinstance(e, ResponseTooLarge)), None)
     if too_large is not None:
-        return _Failure("too_large", str(too_large))
+        return Failure("too_large", str(too_large))
     if isinstance(exc, openai.APIStatusError):
         code = exc.status_code
         retry_after = parse_retry_after(exc.response.headers) if code in (429, 503) else None
         retryable = code in (408, 429) or code >= 500
-        return _Failure(f"http_{code}", _short(exc.message), retryable=retryable, retry_after=retry_after)
+        return Failure(f"http_{code}", one_line(exc.message), retryable=retryable, retry_after=retry_after)
     if isinstance(exc, openai.APIConnectionError):
         root = chain[-1]
-        return _Failure("connection", f"{type(root).__name__}: {_short(str(root))}", retryable=True)
+        return Failure("connection", f"{type(root).__name__}: {one_line(str(root))}", retryable=True)
     if isinstance(exc, json.JSONDecodeError) or any(isinstance(e, json.JSONDecodeError) for e in chain):
-        return _Failure("bad_json", _short(str(exc)))
-    return _Failure("exception", f"{type(exc).__name__}: {_short(str(exc))}")
+        return Failure("bad_json", one_line(str(exc)))
+    return Failure("exception", f"{type(exc).__name__}: {one_line(str(exc))}")
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -196,7 +196,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
         seen.add(id(nxt))
 
 
-def _short(value: Any) -> str:
+def one_line(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
     text = text.replace("\n", " ")
     return text if len(text) <= _MAX_DETAIL else text[: _MAX_DETAIL - 3] + "..."

@@ -9,7 +9,7 @@ verl's `server_manager` (its vLLM/SGLang servers, its load balancing, its weight
 
 verl instantiates an agent loop per sample, so what is expensive (config, expert pool with
 its HTTP clients, the thread pool the synchronous engine runs in) is built once per worker
-process and shared: `_shared`, keyed by the config path and overrides.
+process and shared (`eapo.integrations.verl.shared`, keyed by the config path and overrides).
 
 Use (see examples/verl/):
     actor_rollout_ref.rollout.agent.agent_loop_config_path=examples/verl/agent_loop.yaml
@@ -19,7 +19,6 @@ Use (see examples/verl/):
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import logging
 import time
@@ -28,15 +27,14 @@ from typing import Any
 from eapo.integrations.verl.core import (
     ServerBackend,
     VerlEAPOConfig,
-    build_pool,
     eos_token_ids,
     episode_output,
     inject_step,
-    load_verl_config,
     problem_of,
     schedule_at,
     step_of,
 )
+from eapo.integrations.verl.shared import shared_state
 from eapo.rollout.engine import RolloutEngine
 from eapo.schedules.gate import AcceptanceGate
 
@@ -52,15 +50,6 @@ def __getattr__(name: str) -> Any:
     if name in _CLASSES:
         return _verl_classes()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@functools.cache
-def _shared(path: str, overrides: tuple[str, ...]) -> tuple[VerlEAPOConfig, Any, concurrent.futures.ThreadPoolExecutor]:
-    """What every agent loop and consult tool of this worker process shares (verl builds
-    one agent loop per sample): the config, the expert pool, the threads episodes run in."""
-    cfg = load_verl_config(path, overrides)
-    pool = build_pool(cfg)
-    return cfg, pool, concurrent.futures.ThreadPoolExecutor(max_workers=cfg.threads, thread_name_prefix="eapo-episode")
 
 
 @functools.cache
@@ -102,7 +91,7 @@ def _verl_classes() -> dict[str, type]:
         def __init__(self, *args: Any, eapo_config: str, eapo_overrides: list[str] | tuple[str, ...] = (),
                      **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.eapo, self.pool, self.executor = _shared(str(eapo_config), tuple(eapo_overrides))
+            self.eapo, self.pool, self.executor = shared_state(str(eapo_config), tuple(eapo_overrides))
             self.response_length = int(self.rollout_config.response_length)
             # verl's servers stop on the generation config's EOS ids (Qwen2: <|im_end|>),
             # which the tokenizer's eos_token need not include

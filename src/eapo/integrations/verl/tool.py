@@ -25,8 +25,8 @@ import functools
 from typing import Any
 from uuid import uuid4
 
-from eapo.integrations.verl.agent_loop import _shared
 from eapo.integrations.verl.core import ConsultHandler, step_of
+from eapo.integrations.verl.shared import shared_state
 
 
 def __getattr__(name: str) -> Any:
@@ -62,7 +62,7 @@ def _tool_class() -> type:
 
     class EAPOConsultTool(BaseTool):
         def __init__(self, config: dict, tool_schema: Any = None) -> None:
-            self.eapo, self.pool, _ = _shared(str(config["eapo_config"]), tuple(config.get("overrides", ())))
+            self.eapo, self.pool, _ = shared_state(str(config["eapo_config"]), tuple(config.get("overrides", ())))
             super().__init__(config, tool_schema or consult_schema(self.eapo.rollout.max_queries))
             self.handler = ConsultHandler(self.eapo, self.pool)
             self._instances: dict[str, dict[str, Any]] = {}
