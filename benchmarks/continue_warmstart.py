@@ -35,7 +35,7 @@ def main() -> None:
 
     from eapo.models.build import default_cache_dir
     from eapo.training.config import TrainConfig, WarmStartConfig
-    from eapo.training.run import build_task
+    from eapo.assembly.run import build_task
     from eapo.training.warmstart import warm_start
 
     cfg = WarmStartConfig(steps=a.steps, learning_rate=a.lr, consult_prob=a.consult_prob,

@@ -30,7 +30,9 @@ def main() -> None:
     from eapo.config import load_yaml
     from eapo.models.build import load_policy
     from eapo.training.config import TrainConfig
-    from eapo.training.run import build_pool, build_task, evaluate_expert_free, with_task_settings
+    from eapo.assembly.pool import build_pool
+    from eapo.assembly.run import build_task, with_task_settings
+    from eapo.training.run import evaluate_expert_free
 
     cfg_file = a.cell / "config.yaml" if (a.cell / "config.yaml").exists() else a.cell / "cell_config.yaml"
     cfg = load_yaml(TrainConfig, cfg_file)

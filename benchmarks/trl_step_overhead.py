@@ -51,14 +51,14 @@ def plain_grpo(policy: str, prompts: list[str], steps: int, batch: int, gens: in
 def eapo_grpo(policy: str, steps: int, batch: int, gens: int, out: Path, overrides: list[str]) -> dict:
     from eapo.config import load_config
     from eapo.training.config import TrainConfig
-    from eapo.training.run import train_run
+    from eapo.assembly.run import train_from_config
 
     cfg = load_config(TrainConfig, None, [
         f"rl.steps={steps}", f"rl.prompts_per_step={batch}", f"rl.num_generations={gens}", "rl.save_steps=1000",
         "rl.log_steps=1", "rl.learning_rate=1e-5", "eval.every_steps=0", "task.test_size=1", "task.val_size=1",
         "eval.val_size=1", "eval.n=1", "eval.k=[1]", "eval.greedy=false", "rl.dump_rollouts_every=0",
         "acceptance.kind=constant", "turn_budget.train=4", "turn_budget.eval=4", *overrides])
-    train_run(cfg, out, policy_path=policy)
+    train_from_config(cfg, out, policy_path=policy)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     rows = [r for r in rows if "time/step_s" in r]  # TRL's step_time, renamed by the run's logger
     return {"step_s": [r["time/step_s"] for r in rows],

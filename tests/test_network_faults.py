@@ -32,7 +32,7 @@ from eapo.models.build import TinyModelSpec, build_tiny_model
 from eapo.rollout.fake_backend import ScriptedBackend
 from eapo.serving import FaultPlan, OracleBackend, ServerThread, create_app
 from eapo.training.config import TrainConfig
-from eapo.training.run import train_run
+from eapo.assembly.run import train_from_config
 
 pytestmark = pytest.mark.slow
 
@@ -121,7 +121,7 @@ def test_train_through_the_server_with_a_different_fault_at_each_step(tiny, tmp_
     with ServerThread(create_app(OracleBackend(), served_model="oracle", faults=plan)) as srv:
         cfg = config(f"rl.steps={len(faults)}", member(srv.base_url, max_reply_chars=4000))
         t0 = time.perf_counter()
-        result = train_run(cfg, tmp_path / "run", policy_path=tiny, backend_factory=asking_policy(on_step))
+        result = train_from_config(cfg, tmp_path / "run", policy_path=tiny, backend_factory=asking_policy(on_step))
         wall = time.perf_counter() - t0
     rows = step_rows(tmp_path / "run")
     assert sorted(rows) == list(faults), "every planned step must finish and log"
@@ -203,7 +203,7 @@ def test_server_killed_mid_run_and_restarted(tiny, tmp_path):
     try:
         cfg = config("rl.steps=6", member(f"http://127.0.0.1:{port}/v1", breaker_failures=2,
                                           breaker_cooldown_s=0.3))
-        train_run(cfg, tmp_path / "run", policy_path=tiny, backend_factory=asking_policy(on_step))
+        train_from_config(cfg, tmp_path / "run", policy_path=tiny, backend_factory=asking_policy(on_step))
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -235,7 +235,7 @@ def test_the_api_key_is_in_no_log_line_metric_or_run_file(tiny, tmp_path, monkey
     with ServerThread(create_app(OracleBackend(), served_model="oracle", api_key=key)) as srv:
         cfg = config("rl.steps=2", "rl.save_steps=1", "rl.dump_rollouts_every=1",
                      member(srv.base_url, api_key_env="EAPO_TEST_EXPERT_KEY"))
-        train_run(cfg, tmp_path / "run", policy_path=tiny, backend_factory=asking_policy())
+        train_from_config(cfg, tmp_path / "run", policy_path=tiny, backend_factory=asking_policy())
     rows = step_rows(tmp_path / "run")
     # the key was used (the server refuses calls without it) ...
     assert [rows[s]["reward/accuracy"] for s in (1, 2)] == [1.0, 1.0] and failures(rows[2]) == {}

@@ -94,7 +94,7 @@ def test_the_pool_folds_member_counters_in_once_per_member_and_prices_per_index(
 
 
 def test_the_training_callback_adds_interval_metrics_and_running_totals():
-    from eapo.training.expert_pool import PoolMetrics
+    from eapo.training.callbacks import PoolMetrics
 
     pool = ExpertPool([FakeExpert(name="a")], prices=Prices(prompt_per_mtok=1e6))
     cb = PoolMetrics(pool)
@@ -121,7 +121,7 @@ def test_the_training_callback_adds_interval_metrics_and_running_totals():
     ([2, 2, 1], [0, 1, 2, 0, 1]),
 ])
 def test_weighted_order_spreads_members_by_weight(weights, order):
-    from eapo.training.expert_pool import weighted_order
+    from eapo.assembly.pool import weighted_order
 
     got = weighted_order(weights)
     assert got == order
@@ -130,7 +130,7 @@ def test_weighted_order_spreads_members_by_weight(weights, order):
 
 def test_a_configured_pool_has_its_members_weights_prices_and_deadline():
     from eapo.tasks.arithmetic import ChainTask
-    from eapo.training.run import build_pool
+    from eapo.assembly.pool import build_pool
 
     cfg = load_config(TrainConfig, None, [
         "experts.kind=pool", "experts.routing=round_robin", "experts.timeout_s=20",
@@ -160,7 +160,7 @@ def test_the_expert_examples_load_and_build(monkeypatch):
 
     from eapo.config import load_yaml
     from eapo.tasks.arithmetic import ChainTask
-    from eapo.training.run import build_pool
+    from eapo.assembly.pool import build_pool
 
     folder = Path(__file__).resolve().parents[1] / "examples" / "experts"
     files = sorted(folder.glob("*.yaml"))

@@ -51,7 +51,7 @@ def main(policy: str, out: Path) -> None:
     from eapo.distributed.collective import env_rank
     from eapo.experts.pool import ExpertPool
     from eapo.training.config import TrainConfig
-    from eapo.training.run import train_run
+    from eapo.assembly.run import train_from_config
 
     keys: list[str] = []
     real = ExpertPool.ask_many_sync
@@ -63,7 +63,7 @@ def main(policy: str, out: Path) -> None:
     ExpertPool.ask_many_sync = counting
     try:
         cfg = load_config(TrainConfig, None, CONFIG)
-        train_run(cfg, out / "run", policy_path=policy, backend_factory=scripted_policy)
+        train_from_config(cfg, out / "run", policy_path=policy, backend_factory=scripted_policy)
     finally:
         ExpertPool.ask_many_sync = real
     (out / f"calls-rank{env_rank()}.json").write_text(json.dumps(keys))

@@ -30,7 +30,7 @@ from eapo.rewards.scorers import SCORERS
 from eapo.rollout.engine import RolloutEngine
 from eapo.rollout.fake_backend import ScriptedBackend
 from eapo.training.config import TrainConfig
-from eapo.training.run import build_task, with_task_settings
+from eapo.assembly.run import build_task, with_task_settings
 
 # DeepSeek-R1-Distill-Qwen's template, reduced to the parts a single-user-turn chat uses
 # (its tokenizer_config.json): system text first, user and assistant markers, the think

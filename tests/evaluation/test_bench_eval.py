@@ -21,7 +21,7 @@ import re
 import pytest
 
 from eapo.evaluation.bench_eval import BenchEvalConfig, evaluate_benchmark
-from eapo.evaluation.benchmarks import load_benchmark
+from eapo.evaluation.benchmarks import load_benchmark, resolve_spec
 from eapo.evaluation.itemstore import ResumeError
 from eapo.evaluation.metrics import pass_at_k
 from eapo.models.tokenizer import build_tokenizer
@@ -118,6 +118,7 @@ def test_code_benchmark_scores_canned_completions_in_the_sandbox(tok):
 
 def test_expert_workflow_records_consults_calls_and_tokens(tok, tmp_path, caplog):
     """The policy asks the whole chain, then answers with the oracle's reply (built from YAML)."""
+    from eapo.assembly.pool import build_workflow_pool
     from eapo.evaluation.workflow import load_experts_config
 
     (tmp_path / "experts.yaml").write_text("experts:\n  kind: oracle\n  replicas: 2\nrl:\n  steps: 3\n")
@@ -133,8 +134,11 @@ def test_expert_workflow_records_consults_calls_and_tokens(tok, tmp_path, caplog
 
     cfg = BenchEvalConfig("chain", model="scripted", n=2, ks=(1, 2), rollout=BIG, turn_budget=3, limit=3,
                           experts=load_experts_config(tmp_path / "experts.yaml"))
+    with pytest.raises(ValueError, match="pass the pool"):  # the pool is built above evaluation
+        evaluate_benchmark(cfg, tokenizer=tok, backend=PerProblem(tok, answer))
+    pool = build_workflow_pool(cfg.experts, resolve_spec("chain"), policy="scripted", seed=cfg.seed)
     with caplog.at_level("INFO", logger="eapo.progress"):
-        res = evaluate_benchmark(cfg, tokenizer=tok, backend=PerProblem(tok, answer), out=tmp_path / "out")
+        res = evaluate_benchmark(cfg, tokenizer=tok, backend=PerProblem(tok, answer), pool=pool, out=tmp_path / "out")
     # not a terminal: the progress bar is log lines with count, rate and ETA
     lines = [r.getMessage() for r in caplog.records if r.name == "eapo.progress"]
     assert lines[0].startswith("eval chain: 0/3 (0%)") and "ETA" in lines[0]

@@ -127,7 +127,7 @@ def test_spec_validation():
 
 def test_chain_is_the_default_training_runs_test_split_and_needs_no_data(monkeypatch, tmp_path):
     from eapo.training.config import TrainConfig
-    from eapo.training.run import build_task
+    from eapo.assembly.run import build_task
 
     monkeypatch.setenv("EAPO_DATA_DIR", str(tmp_path / "absent"))
     problems = load_benchmark("chain", limit=5)

@@ -1,6 +1,6 @@
 """A short real run for the report tests, made once per session through the real writers.
 
-`train_run` trains a 1-layer model for 3 steps on TRL with a scripted policy (so episodes
+`train_from_config` trains a 1-layer model for 3 steps on TRL with a scripted policy (so episodes
 consult, get replies accepted and refused, answer right and wrong), TensorBoard on, every
 step's rollouts dumped, validation every 2 steps. Beside it: a copy of that run in the
 metric names of older runs (as folders written before the prefix scheme hold them), a
@@ -79,7 +79,7 @@ def report_runs(tmp_path_factory) -> Path:
     from eapo.config import load_config
     from eapo.models.build import TinyModelSpec, build_tiny_model
     from eapo.training.config import TrainConfig
-    from eapo.training.run import train_run
+    from eapo.assembly.run import train_from_config
 
     root = tmp_path_factory.mktemp("report")
     spec = TinyModelSpec(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
@@ -87,7 +87,7 @@ def report_runs(tmp_path_factory) -> Path:
     policy = str(build_tiny_model(root / "policy", spec))
     cmp = root / "cmp"
     cfg = load_config(TrainConfig, None, TRAIN)
-    train_run(cfg, cmp / "eapo", policy_path=policy, backend_factory=scripted_policy)
+    train_from_config(cfg, cmp / "eapo", policy_path=policy, backend_factory=scripted_policy)
 
     old = cmp / "old"
     old.mkdir()

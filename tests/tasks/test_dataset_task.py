@@ -6,16 +6,22 @@ not read; the tiny policy's chain-only warm start refused for a dataset. On real
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import pytest
 
+from eapo.assembly.run import build_task, given_policy, with_task_settings
 from eapo.config import ConfigError, load_config
+from eapo.evaluation import benchmarks
 from eapo.tasks.dataset import DatasetTask
 from eapo.training.config import TrainConfig
-from eapo.training.run import build_task, given_policy, with_task_settings
 from eapo.types import ExpertRequest
+
+
+# The task reads its sets with the loader it is given: the benchmarks layer's, as a run's.
+build = functools.partial(DatasetTask.build, loader=benchmarks)
 
 
 def write(path: Path, rows: list[dict]) -> str:
@@ -36,20 +42,20 @@ def ids(problems) -> list[str]:
 
 
 def test_splits_are_reproducible_disjoint_and_sized(data):
-    a = DatasetTask.build(data, train_size=20, val_size=5, test_size=10, seed=3)
-    b = DatasetTask.build(data, train_size=20, val_size=5, test_size=10, seed=3)
+    a = build(data, train_size=20, val_size=5, test_size=10, seed=3)
+    b = build(data, train_size=20, val_size=5, test_size=10, seed=3)
     assert {s: ids(a.split(s)) for s in ("train", "val", "test")} == {s: ids(b.split(s)) for s in ("train", "val", "test")}
     train, val, test = (set(ids(a.split(s))) for s in ("train", "val", "test"))
     assert (len(train), len(val), len(test)) == (20, 5, 10) and not (train & val or train & test or val & test)
-    assert ids(DatasetTask.build(data, train_size=20, val_size=5, test_size=10, seed=4).split("train")) != ids(a.split("train"))
+    assert ids(build(data, train_size=20, val_size=5, test_size=10, seed=4).split("train")) != ids(a.split("train"))
     # growing the training split never moves a problem out of test or validation
-    more = DatasetTask.build(data, train_size=None, val_size=5, test_size=10, seed=3)
+    more = build(data, train_size=None, val_size=5, test_size=10, seed=3)
     assert ids(more.split("test")) == ids(a.split("test")) and ids(more.split("val")) == ids(a.split("val"))
     assert ids(more.split("train"))[:20] == ids(a.split("train")) and len(more.split("train")) == 40 - 15
 
 
 def test_repeats_are_kept_once_and_conflicting_golds_dropped(data):
-    task = DatasetTask.build(data, train_size=None)
+    task = build(data, train_size=None)
     every = ids(task.split("train"))
     assert len(every) == 40 and "again" not in every and not {"c1", "c2"} & set(every)
     assert task.stats["rows"] == 43 and task.stats["repeats_dropped"] == 1 and task.stats["conflicting_dropped"] == 1
@@ -59,7 +65,7 @@ def test_an_evaluation_set_from_elsewhere_is_never_trained_on(data, tmp_path):
     evals = write(tmp_path / "evals.jsonl", [{"id": "e0", "question": "WHAT is 5 + 5?", "answer": "10"},
                                              {"id": "e1", "question": "A new one?", "answer": "1"},
                                              {"id": "e2", "question": "Beyond val_size", "answer": "2"}])
-    task = DatasetTask.build(data, val_data=evals, train_size=None, val_size=2, test_size=3)
+    task = build(data, val_data=evals, train_size=None, val_size=2, test_size=3)
     assert ids(task.split("val")) == ["e0", "e1"]  # the first val_size, in file order
     assert "p5" not in ids(task.split("train")) + ids(task.split("test"))  # e0's question, removed
     assert task.stats["overlap_removed"] == 1 and len(task.split("train")) == 40 - 1 - 3
@@ -68,23 +74,23 @@ def test_an_evaluation_set_from_elsewhere_is_never_trained_on(data, tmp_path):
 
 def test_too_few_problems_say_what_fits(data):
     with pytest.raises(ValueError, match=r"has 40 usable problems .* lower task.test_size"):
-        DatasetTask.build(data, train_size=30, val_size=5, test_size=10)
+        build(data, train_size=30, val_size=5, test_size=10)
 
 
 def test_field_mapping_scorer_and_oracle(tmp_path):
     path = write(tmp_path / "own.jsonl", [{"problem": f"Q{i}", "solution": f"\\frac{{{i}}}{{2}}"} for i in range(5)])
-    task = DatasetTask.build(path, fields={"question": "problem", "answer": "solution"}, scorer="math", train_size=5)
+    task = build(path, fields={"question": "problem", "answer": "solution"}, scorer="math", train_size=5)
     p = task.split("train")[0]
     assert task.scorer == "math" and p.id.startswith("own-") and p.answer.startswith("\\frac")
     assert task.oracle_answer(ExpertRequest(problem=p.question, query="anything", gold=p.answer)) == p.answer
-    assert DatasetTask.build(path, fields={"question": "problem", "answer": "solution"}, train_size=5).scorer == "exact"
+    assert build(path, fields={"question": "problem", "answer": "solution"}, train_size=5).scorer == "exact"
     with pytest.raises(KeyError, match="no field 'question'"):
-        DatasetTask.build(path, train_size=5)
+        build(path, train_size=5)
 
 
 def test_the_built_in_task_is_not_a_dataset():
     with pytest.raises(ValueError, match="task.name 'chain'"):
-        DatasetTask.build("chain", train_size=5)
+        build("chain", train_size=5)
 
 
 @pytest.mark.parametrize("overrides, fragment", [
@@ -143,7 +149,7 @@ def test_dapo_math_with_aime_for_validation_and_test(have_data):
 
 def test_registered_sets_with_different_scorers_need_a_choice(have_data):
     with pytest.raises(ValueError, match="set task.scorer"):
-        DatasetTask.build("math500", val_data="simpleqa", train_size=10, val_size=5)  # math vs f1
+        build("math500", val_data="simpleqa", train_size=10, val_size=5)  # math vs f1
 
 
 def test_the_tutor_oracle_is_shown_the_transcript_and_is_for_the_chain_task_only():

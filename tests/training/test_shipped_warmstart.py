@@ -15,7 +15,7 @@ import eapo.training.warmstart as ws
 from eapo.assets import shipped_warm_start, warm_starts_dir
 from eapo.models.build import ensure_tiny_models
 from eapo.training.config import TrainConfig
-from eapo.training.run import build_task
+from eapo.assembly.run import build_task
 
 
 @pytest.fixture(scope="module")

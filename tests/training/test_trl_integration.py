@@ -17,7 +17,7 @@ from eapo.models.build import TinyModelSpec, build_tiny_model
 from eapo.rollout.fake_backend import ScriptedBackend
 from eapo.training.checkpoints import MARKER, complete_checkpoints
 from eapo.training.config import TrainConfig
-from eapo.training.run import train_run
+from eapo.assembly.run import train_from_config
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +94,7 @@ def test_expert_tokens_get_exactly_zero_gradient_through_a_trl_step(tiny, tmp_pa
 
     monkeypatch.setattr(rf.EAPORollout, "__call__", spy)
     cfg = cfg_with("rl.steps=1", "rl.prompts_per_step=1", "task.train_size=1", "acceptance.kind=constant")
-    train_run(cfg, tmp_path / "run", policy_path=tiny, backend_factory=mixed_policy)
+    train_from_config(cfg, tmp_path / "run", policy_path=tiny, backend_factory=mixed_policy)
     [(episodes, out)] = seen
     assert out["env_mask"] == [ep.loss_mask for ep in episodes]
     assert out["eapo_reward"] == [ep.reward for ep in episodes]
@@ -137,19 +137,19 @@ def read_metrics(run_dir):
 def test_schedules_follow_the_global_step_and_resume_matches(tiny, tmp_path):
     cfg = cfg_with("acceptance.kind=linear", "acceptance.start=1.0", "acceptance.end=0.0")
     full = tmp_path / "full"
-    train_run(cfg, full, policy_path=tiny)
+    train_from_config(cfg, full, policy_path=tiny)
     rows = {r["step"]: r for r in read_metrics(full) if "schedule/rho" in r}
     assert [round(rows[s]["schedule/rho"], 6) for s in (1, 2, 3, 4)] == [1.0, round(2 / 3, 6), round(1 / 3, 6), 0.0]
     assert [rows[s]["schedule/turn_budget"] for s in (1, 2, 3, 4)] == [4.0, 3.0, 3.0, 2.0]
 
     part = tmp_path / "part"
-    r = train_run(cfg, part, policy_path=tiny, stop_at_step=2)
+    r = train_from_config(cfg, part, policy_path=tiny, stop_at_step=2)
     assert r.test == {}
     assert [p.name for p in complete_checkpoints(part)] == ["checkpoint-2"]
     # a checkpoint cut off half-written is never picked
     (part / "checkpoint-3").mkdir()
     (part / "checkpoint-3" / "trainer_state.json").write_text("{")
-    train_run(cfg, part, policy_path=tiny, resume=True)
+    train_from_config(cfg, part, policy_path=tiny, resume=True)
     resumed = {r["step"]: r for r in read_metrics(part) if "schedule/rho" in r}
     for s in (1, 2, 3, 4):
         for key in ("schedule/rho", "schedule/turn_budget", "reward/mean", "loss/policy", "rollout/policy_tokens",
@@ -164,11 +164,11 @@ def test_resume_refuses_a_run_without_complete_checkpoints(tiny, tmp_path):
 
     (tmp_path / "run" / "checkpoint-2").mkdir(parents=True)
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
-        train_run(cfg_with(), tmp_path / "run", policy_path=tiny, resume=True)
+        train_from_config(cfg_with(), tmp_path / "run", policy_path=tiny, resume=True)
 
 
 def test_lora_trains_only_adapters(tiny, tmp_path):
     cfg = cfg_with("rl.steps=1", "model.lora=true", "model.lora_r=4", "rl.save_steps=1")
-    result = train_run(cfg, tmp_path / "run", policy_path=tiny)
+    result = train_from_config(cfg, tmp_path / "run", policy_path=tiny)
     assert (tmp_path / "run" / "final" / "adapter_config.json").exists()
     assert set(result.test) >= {"eval/avg@n", "eval/pass@1"}

@@ -10,22 +10,14 @@ before. `tests/training/test_shipped_warmstart.py` checks that the default confi
 still maps to the shipped key, and (`-m rebuild`, in CI) that the recipe rebuilds it
 bit-for-bit. Regenerate after a deliberate recipe change with
 `python -m eapo.assets.rebuild` (writes here, replacing the old folder).
+
+The lookup is `eapo.training.warmstart.shipped_warm_start` (it finds this folder by path),
+re-exported here: this package is an entry point above training (its rebuild trains), so
+training does not import it.
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from pathlib import Path
+from eapo.training.warmstart import shipped_warm_start, warm_starts_dir
 
-WARMSTARTS = "warmstarts"
-
-
-def warm_starts_dir() -> Path:
-    """Where the shipped warm starts are (inside the installed package)."""
-    return Path(str(resources.files(__name__))) / WARMSTARTS
-
-
-def shipped_warm_start(key: str) -> Path | None:
-    """The shipped warm-start folder for `key`, or None."""
-    folder = warm_starts_dir() / f"warmstart-{key}"
-    return folder if folder.is_dir() else None
+__all__ = ["shipped_warm_start", "warm_starts_dir"]

@@ -17,9 +17,9 @@ def rebuild(cache: Path) -> Path:
     """The default warm start trained from nothing in `cache` (the shipped one not used)."""
     import torch
 
+    from eapo.assembly.run import build_task
     from eapo.models.build import ensure_tiny_models
     from eapo.schema import TrainConfig
-    from eapo.training.run import build_task
     from eapo.training.warmstart import warm_start
 
     torch.set_num_threads(1)
@@ -29,8 +29,7 @@ def rebuild(cache: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from eapo.assets import warm_starts_dir
-    from eapo.training.warmstart import MARKER_FILE
+    from eapo.training.warmstart import MARKER_FILE, warm_starts_dir
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="compare with the shipped artifact, write nothing")

@@ -116,8 +116,13 @@ def eval_(
             policy = str(ensure_tiny_models(cache_dir)["policy"])
             cfg = dataclasses.replace(cfg, model=policy)
         loaded = load_backend(backend, policy, seed=seed)
-        res = evaluate_benchmark(cfg, model=loaded.model, tokenizer=loaded.tokenizer, backend=loaded.backend, out=out,
-                                 overwrite=overwrite)
+        pool = None
+        if experts_cfg is not None:  # the workflow baseline consults the experts a run trained with
+            from eapo.assembly.pool import build_workflow_pool
+
+            pool = build_workflow_pool(experts_cfg, resolve_spec(benchmark, fields), policy=cfg.model, seed=seed)
+        res = evaluate_benchmark(cfg, model=loaded.model, tokenizer=loaded.tokenizer, backend=loaded.backend,
+                                 pool=pool, out=out, overwrite=overwrite)
     except KeyboardInterrupt:
         where = f"rerun the same command to continue in {out}" if out else "no --out, nothing was kept"
         console.print(f"[yellow]interrupted:[/yellow] {where}")

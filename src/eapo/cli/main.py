@@ -157,7 +157,7 @@ def train(
     except ModelArgumentError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
-    from eapo.training.run import with_policy_prompt
+    from eapo.assembly.run import with_policy_prompt
 
     cfg = with_policy_prompt(cfg, model)  # a given policy gets the protocol's system text
     if num_processes > 1 and env_world_size() == 1:  # the parent: start the children, report their exit code
@@ -168,12 +168,12 @@ def train(
             cache_dir=cache_dir, verbose=verbose), config_file=accelerate_config))
     from eapo.models.checks import PolicyCheckError
     from eapo.training.checkpoints import CheckpointError
-    from eapo.training.compare import run_arms, table_rows
+    from eapo.assembly.arms import run_arms, table_rows
 
     run_dir = resume or out or Path(cfg.output_dir)
     n_test = min(cfg.task.test_size, cfg.eval.test_size or cfg.task.test_size)
     if cfg.task.name != "chain":  # read the data now: a wrong name, path or size fails before any model loads
-        from eapo.training.run import build_task, given_policy, with_task_settings
+        from eapo.assembly.run import build_task, given_policy, with_task_settings
 
         logging.getLogger("math_verify").setLevel(logging.ERROR)  # timeouts are off on purpose (eapo.rewards.math)
         try:
@@ -186,7 +186,7 @@ def train(
         n_test = len(task.split("test")[: cfg.eval.test_size])
     try:
         if env_world_size() > 1:  # one of several processes (eapo.distributed)
-            from eapo.distributed.arms import run_arms_distributed as run_arms
+            from eapo.assembly.arms_distributed import run_arms_distributed as run_arms
         rows = run_arms(cfg, run_dir, arms=arm_list, model=model, cache_dir=cache_dir)
     except PolicyCheckError as e:
         console.print(f"[red]policy error:[/red] {e}")

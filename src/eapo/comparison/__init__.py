@@ -93,7 +93,7 @@ def compare(cfg: Any, out: Path, *, rows: list[str] | tuple[str, ...] = DEFAULT_
     With `run=False` nothing is trained: the results are written from the cells already
     finished in `out` (to look at a comparison still running, or re-plot an old one)."""
     from eapo.comparison.runner import run_compare
-    from eapo.training.compare import prepare_policy
+    from eapo.assembly.arms import prepare_policy
     from eapo.typed_yaml import to_dict
 
     unknown = [r for r in rows if r not in ROWS]

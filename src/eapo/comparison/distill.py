@@ -61,7 +61,8 @@ def distill_run(cfg: TrainConfig, run_dir: str | Path, *, policy_path: str, lora
     from trl import SFTConfig, SFTTrainer
 
     from eapo.models.build import load_policy
-    from eapo.training.run import build_task, evaluate_expert_free, write_eval
+    from eapo.assembly.run import build_task
+    from eapo.training.run import evaluate_expert_free, write_eval
 
     t0 = time.time()
     run_dir = Path(run_dir)

@@ -151,11 +151,11 @@ def run_cell(cfg: TrainConfig, spec: RowSpec, seed: int, out: Path, policy: str)
         record.update(test=res["test"], val=res["val"], expert_calls=res["expert_calls"],
                       expert_tokens=res["expert_tokens"])
     else:
+        from eapo.assembly.run import train_from_config
         from eapo.training.checkpoints import last_complete_checkpoint
-        from eapo.training.run import train_run
 
         again = last_complete_checkpoint(run_dir) is not None
-        res = train_run(row_cfg, run_dir, policy_path=policy, resume=again)
+        res = train_from_config(row_cfg, run_dir, policy_path=policy, resume=again)
         costs = _training_costs(run_dir)
         record.update(test=res.test, val=_read_val(run_dir), **costs)
         # The trained weights are kept for inspection only when asked; checkpoints are the
@@ -173,7 +173,9 @@ def run_cell(cfg: TrainConfig, spec: RowSpec, seed: int, out: Path, policy: str)
 
 def _eval_cell(cfg: TrainConfig, spec: RowSpec, run_dir: Path, policy: str) -> dict[str, Any]:
     from eapo.rollout.backends import load_backend
-    from eapo.training.run import build_pool, build_task, evaluate_expert_free, with_task_settings, write_eval
+    from eapo.assembly.pool import build_pool
+    from eapo.assembly.run import build_task, with_task_settings
+    from eapo.training.run import evaluate_expert_free, write_eval
 
     task = build_task(cfg)
     cfg = with_task_settings(cfg, task)

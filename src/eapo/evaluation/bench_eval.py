@@ -237,7 +237,8 @@ def evaluate_benchmark(
     """Evaluate the policy on `cfg.benchmark`; with `out`, continue what is already there.
 
     `backend` replaces `HFBackend(model, tokenizer)` (tests pass a scripted one; `model`
-    may then be None). `pool` replaces the pool built from `cfg.experts`. `on_block(done,
+    may then be None). `pool`: the experts of `cfg.experts` (required with them; built by
+    `eapo.assembly.pool.build_workflow_pool`, as `eapo eval` does). `on_block(done,
     total)` is called after each block is written (problems complete so far)."""
     t0 = time.perf_counter()
     spec = resolve_spec(cfg.benchmark, dict(cfg.fields) if cfg.fields else None)
@@ -245,10 +246,9 @@ def evaluate_benchmark(
     if not problems:
         raise ValueError(f"benchmark {spec.name!r} has no problems")
     backend = default_backend(model, tokenizer, backend, "evaluate_benchmark")
-    if cfg.experts is not None and pool is None:
-        from eapo.evaluation.workflow import build_workflow_pool
-
-        pool = build_workflow_pool(cfg.experts, spec, policy=cfg.model, seed=cfg.seed)
+    if cfg.experts is not None and pool is None:  # built above this layer, from cfg.experts
+        raise ValueError("cfg.experts is set: pass the pool it describes "
+                         "(pool=eapo.assembly.pool.build_workflow_pool(cfg.experts, spec, policy=..., seed=...))")
     runner = _Runner(cfg, spec, problems, tokenizer=tokenizer, backend=backend, pool=pool)
 
     store = ItemStore(out, identity(cfg, spec)) if out is not None else None

@@ -153,13 +153,14 @@ def resolve_spec(name_or_path: str | os.PathLike[str], fields: dict[str, str] | 
 
 
 def builtin_task(name: str) -> Any:
-    """The built-in task behind a `builtin` benchmark, as a default training run builds it."""
+    """The built-in task behind a `builtin` benchmark, as a default training run builds it
+    (the default `task:` section)."""
     if name != "chain":
         raise ValueError(f"unknown built-in task {name!r}; valid: chain")
-    from eapo.training.config import TrainConfig
-    from eapo.training.run import build_task  # imports torch: only when the task is asked for
+    from eapo.tasks.arithmetic import ChainTask
+    from eapo.training.config import TaskConfig
 
-    return build_task(TrainConfig())
+    return ChainTask.from_config(TaskConfig())
 
 
 def benchmark_path(spec: BenchmarkSpec) -> Path:

@@ -3,13 +3,11 @@
 The baseline asks what a policy reaches when it may consult experts while it answers, so
 it is evaluated with the consult action open and every reply accepted (rho = 1). Its pool
 is built from the `experts:` section of a YAML file, in the format of a training run's
-configuration (`eapo.training.config.ExpertsConfig`), by the same function a training run
-uses (`eapo.training.run.build_pool`), so `eapo eval --experts runs/x/config.yaml` consults
-exactly the experts the run trained with. The other sections of the file are ignored.
-
-Which oracle answers: on the built-in task (`--benchmark chain`) the task's own oracle,
-which answers the sub-questions the policy asks; on a file benchmark the oracle replies
-with the problem's gold answer (for code, the canonical body), whatever the question.
+configuration (`eapo.training.config.ExpertsConfig`, read here by `load_experts_config`),
+by the same function a training run uses (`eapo.assembly.pool.build_workflow_pool`, above
+this layer: `eapo eval` builds the pool and passes it to `evaluate_benchmark`), so
+`eapo eval --experts runs/x/config.yaml` consults exactly the experts the run trained
+with. The other sections of the file are ignored.
 
 Departure from the paper's table: there the workflow is a fixed pipeline (always consult K
 experts, then answer). Here the policy decides whether and what to ask, as it does in
@@ -20,13 +18,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from eapo.config import ConfigError, from_dict, read_yaml
-from eapo.evaluation.benchmarks import BenchmarkSpec, builtin_task
-from eapo.experts.oracle import gold_answer
+from eapo.moved import forward
 from eapo.training.config import ExpertsConfig
-from eapo.types import ExpertRequest
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +43,6 @@ def load_experts_config(path: str | Path) -> ExpertsConfig:
         raise ConfigError(f"{path}: {e}") from e
 
 
-class _GoldOracle:
-    """A task-shaped object for `build_pool` whose oracle replies with the gold answer."""
-
-    def oracle_answer(self, request: ExpertRequest) -> str:
-        return gold_answer(request)
-
-
-def build_workflow_pool(experts: ExpertsConfig, spec: BenchmarkSpec, *, policy: str, seed: int) -> Any:
-    """The expert pool for an evaluation of `policy` on `spec`'s problems.
-
-    `policy` is also the frozen copy a "homogeneous" pool consults."""
-    from eapo.training.config import TrainConfig
-    from eapo.training.run import build_pool
-
-    task = builtin_task(spec.builtin) if spec.builtin is not None else _GoldOracle()
-    # The run's arm must be "eapo" (build_pool returns no pool for self-exploratory RL);
-    # every section but `experts` and `seed` keeps its default and is unused.
-    pool = build_pool(TrainConfig(seed=seed, experts=experts), task, policy)
-    if pool is None:  # pragma: no cover - guarded by the arm above
-        raise ValueError("the experts configuration gave no expert pool")
-    return pool
+# `build_workflow_pool` moved to the assembly layer (issue 18); forwarded for one release.
+MOVED = {"build_workflow_pool": "eapo.assembly.pool"}
+__getattr__ = forward(__name__, MOVED)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from eapo.schema.task import ORACLES  # re-export: the choices live in eapo.schema
 from eapo.types import ExpertRequest, Problem
@@ -123,6 +124,14 @@ class ChainTask:
             raise ValueError(f"need 1 <= min_len <= max_len, got {self.min_len}, {self.max_len}")
         if self.oracle not in ORACLES:
             raise ValueError(f"oracle must be one of {', '.join(ORACLES)}, got {self.oracle!r}")
+
+    @classmethod
+    def from_config(cls, t: Any) -> ChainTask:
+        """The task a `task:` section with name "chain" describes (`eapo.training.config.
+        TaskConfig`; typed loosely because the config imports this module's `ORACLES`)."""
+        assert t.train_size is not None  # the config checked it
+        return cls(name=t.name, min_len=t.min_len, max_len=t.max_len, seed=t.seed, oracle=t.oracle,
+                   sizes=(("train", t.train_size), ("val", t.val_size), ("test", t.test_size)))
 
     def _problem(self, rng: random.Random) -> tuple[str, int]:
         length = rng.randint(self.min_len, self.max_len)

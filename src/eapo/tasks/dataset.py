@@ -22,6 +22,10 @@ How the splits are drawn (`DatasetTask.build`):
    test, validation, training. So the same config always gives the same splits, and
    growing `train_size` never moves a problem between test and training.
 
+The sets are read by a loader the caller gives (`SetLoader`; `eapo.evaluation.benchmarks`
+is one, and the assembly layer, `eapo.assembly.run.build_task`, passes it), so this layer
+imports nothing above it.
+
 The oracle answers any query with the problem's gold answer: the upper bound of help
 for the in-process oracle expert (`experts.kind: oracle`). A network expert never sees
 the gold (`eapo.experts.messages`).
@@ -37,13 +41,32 @@ import logging
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from eapo.types import ExpertRequest, Problem
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DatasetTask", "dedupe", "question_key"]
+__all__ = ["DatasetTask", "SetLoader", "SetSpec", "dedupe", "question_key"]
+
+
+class SetSpec(Protocol):
+    """What a set's name means to the task (`eapo.evaluation.benchmarks.BenchmarkSpec` is one)."""
+
+    name: str
+    scorer: str
+    template_family: str
+    builtin: str | None
+
+
+class SetLoader(Protocol):
+    """How `DatasetTask.build` reads its sets: the spec of a name, and its problems (the
+    module `eapo.evaluation.benchmarks` is one: its `resolve_spec` and `load_benchmark`)."""
+
+    def resolve_spec(self, name_or_path: str, fields: dict[str, str] | None = None) -> SetSpec: ...
+
+    def load_benchmark(self, name_or_path: str, limit: int | None = None,
+                       fields: dict[str, str] | None = None) -> list[Problem]: ...
 
 
 def question_key(text: str) -> str:
@@ -116,6 +139,7 @@ class DatasetTask:
         cls,
         data: str,
         *,
+        loader: SetLoader,
         fields: Mapping[str, str] | None = None,
         scorer: str | None = None,
         val_data: str | None = None,
@@ -131,9 +155,11 @@ class DatasetTask:
         source's own; registered benchmarks take none. `scorer` None: the scorer the
         benchmarks layer registers for `data` (a `.jsonl`: exact); then the evaluation
         sets must be registered with the same one, or the choice is refused as ambiguous.
-        `train_size` None: every row left after the evaluation splits."""
-        from eapo.evaluation.benchmarks import load_benchmark, resolve_spec
+        `train_size` None: every row left after the evaluation splits. `loader` reads the
+        sets (`SetLoader`)."""
         from eapo.rewards import SCORERS
+
+        resolve_spec, load_benchmark = loader.resolve_spec, loader.load_benchmark
 
         sources = {"train": data, "val": val_data, "test": test_data}
         specs = {split: resolve_spec(src, _fields_for(src, fields)) for split, src in sources.items() if src}

@@ -3,7 +3,13 @@
 Each is a small `transformers.TrainerCallback`; only the main process writes files.
 `MetricsLogger` renames TRL's metrics into the prefix scheme of `eapo.reporting.names` and
 hands every log event to the run's back-ends (`eapo.training.tracking`); evaluation that
-our own callback runs reaches the same back-ends through `MetricsLogger.publish`."""
+our own callback runs reaches the same back-ends through `MetricsLogger.publish`.
+
+`PoolMetrics` puts the expert pool's accounting into every training log row, under
+`expert/pool/` (the `expert/` metric group): calls, failures by cause, retries, latency
+percentiles, tokens and estimated cost since the previous row, and `expert/pool/total_*`
+running totals for the run so far. It must be added to the trainer before the callback
+that writes the metrics, because it adds to the row that callback writes."""
 
 from __future__ import annotations
 
@@ -11,18 +17,23 @@ import json
 import logging
 import statistics
 import time
+from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from eapo.experts import ExpertPool, pool_metrics
 from eapo.progress import ProgressBar
 from eapo.reporting.names import canonical_row
 from eapo.training.checkpoints import write_state
 from eapo.training.tracking import MetricSink
 
 log = logging.getLogger(__name__)
+
+METRICS_PREFIX = "expert/pool"
+_TOTALS = ("calls", "failures", "retries", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hits")
 
 
 class MetricsLogger(TrainerCallback):
@@ -136,3 +147,24 @@ class Progress(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class PoolMetrics(TrainerCallback):
+    """Adds the pool's accounting to each log row (see the module docstring)."""
+
+    def __init__(self, pool: ExpertPool, prefix: str = METRICS_PREFIX) -> None:
+        self.pool = pool
+        self.prefix = prefix
+        self.totals: dict[str, float] = defaultdict(float)
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs is None:
+            return
+        stats = self.pool.snapshot_and_reset()
+        if not any(s.calls for s in stats) and "train_runtime" in logs:
+            return  # the closing summary row: nothing new to account for
+        metrics = pool_metrics(stats, prefix=self.prefix)
+        for key in _TOTALS:
+            self.totals[key] += metrics.get(f"{self.prefix}/{key}", 0.0)
+            metrics[f"{self.prefix}/total_{key}"] = self.totals[key]
+        logs.update(metrics)

@@ -1,6 +1,8 @@
 """One training run: EAPO (or self-exploratory RL) on TRL's GRPOTrainer.
 
-`train_run` wires the pieces: the task's problems, the expert pool, the rollout engine
+`train_run` wires the pieces it is given (the task's problems, the expert pool, both built
+from the config by `eapo.assembly`, whose `train_from_config` is the usual way in) with
+what it builds itself: the rollout engine
 inside `EAPORollout`, EAPO's reward, TRL's `GRPOConfig` with the settings of EAPO.md §4,
 callbacks for metrics, checkpoints and validation, then a final expert-free evaluation on
 the test split. Everything a run produces goes into its run directory:
@@ -31,14 +33,13 @@ import torch
 from eapo.config import dump_yaml, to_dict
 from eapo.distributed.collective import env_rank, per_process_batch
 from eapo.reporting.names import as_test_metrics
-from eapo.experts import ExpertPool, HFModelExpert, NoisyExpert, OracleExpert
+from eapo.experts import ExpertPool
+from eapo.moved import forward
 from eapo.rollout.engine import RolloutEngine
 from eapo.schedules.adaptive import ProblemHistory
 from eapo.schedules.budget import eval_turn_budget
 from eapo.schedules.step import acceptance_gate
-from eapo.tasks.arithmetic import ChainTask
-from eapo.tasks.dataset import DatasetTask
-from eapo.training.callbacks import EAPOState, MetricsLogger, PeriodicEval, Progress, StopAt
+from eapo.training.callbacks import EAPOState, MetricsLogger, PeriodicEval, PoolMetrics, Progress, StopAt
 from eapo.training.checkpoints import CheckpointError, last_complete_checkpoint, read_state
 from eapo.training.compat import no_activation_checkpointing
 from eapo.training.config import TrainConfig
@@ -47,6 +48,12 @@ from eapo.training.tracking import SinkContext, open_sinks
 
 log = logging.getLogger(__name__)
 
+# Old names of this module (issue 18 moved the assembly of a run to `eapo.assembly`),
+# forwarded for one release.
+MOVED = {"build_task": "eapo.assembly.run", "given_policy": "eapo.assembly.run", "with_policy_prompt": "eapo.assembly.run",
+         "with_task_settings": "eapo.assembly.run", "build_pool": "eapo.assembly.pool"}
+__getattr__ = forward(__name__, MOVED)
+
 
 @dataclass
 class RunResult:
@@ -54,91 +61,6 @@ class RunResult:
     test: dict[str, float]
     val: list[dict[str, Any]]
     wall_s: float
-
-
-def build_task(cfg: TrainConfig) -> ChainTask | DatasetTask:
-    """The run's problems: the built-in chain task, or a dataset's reproducible splits
-    (`eapo.tasks.dataset`; reads the data files, so errors about them surface here)."""
-    t = cfg.task
-    if t.name == "dataset":
-        assert t.data is not None  # the config checked it
-        return DatasetTask.build(t.data, fields=t.fields, scorer=t.scorer, val_data=t.val_data, test_data=t.test_data,
-                                 train_size=t.train_size, val_size=t.val_size, test_size=t.test_size, seed=t.seed)
-    assert t.train_size is not None  # the config checked it
-    return ChainTask(name=t.name, min_len=t.min_len, max_len=t.max_len, seed=t.seed, oracle=t.oracle,
-                     sizes=(("train", t.train_size), ("val", t.val_size), ("test", t.test_size)))
-
-
-def with_task_settings(cfg: TrainConfig, task: Any) -> TrainConfig:
-    """`cfg` with what its task implies: a math task (prompt family "math_boxed", or scored
-    by "math") takes a final `\\boxed{...}` in the policy's own text as its answer, as
-    `eapo eval` does for the same sets, so training and evaluation read answers alike.
-    The chain task's step and tutor oracles get the policy's transcript. Idempotent."""
-    if getattr(task, "oracle", "literal") != "literal" and not cfg.rollout.expert_sees_transcript:
-        # the step and tutor oracles find the step the policy is at in its transcript
-        cfg = dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, expert_sees_transcript=True))
-    math = getattr(task, "template_family", None) == "math_boxed" or getattr(task, "scorer", None) == "math"
-    if not math or cfg.rollout.tags.allow_boxed:
-        return cfg
-    tags = dataclasses.replace(cfg.rollout.tags, allow_boxed=True)
-    return dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, tags=tags))
-
-
-def given_policy(cfg: TrainConfig, model: str | None) -> str | None:
-    """The policy named by `--model`, else by `model.policy`; None: the tiny built-in one.
-
-    The tiny policy's warm start teaches the chain task only (`eapo.training.warmstart`),
-    so a dataset task with the tiny policy is refused unless `warmstart.steps` is 0, which
-    trains the untrained tiny policy: plumbing checks (tests, the walkthrough), not learning."""
-    chosen = model or cfg.model.policy
-    if chosen is None and cfg.task.name != "chain" and cfg.warmstart.steps > 0:
-        raise ValueError(
-            f"task {cfg.task.name!r} ({cfg.task.data}) with the tiny built-in policy: its warm start teaches the "
-            "chain task only. Give a real policy (--model PATH_OR_HUB_ID, or model.policy), or set "
-            "warmstart.steps=0 to train the untrained tiny policy (a plumbing check, not learning).")
-    return chosen
-
-
-def with_policy_prompt(cfg: TrainConfig, model: str | None) -> TrainConfig:
-    """`cfg` with `rollout.system_prompt` resolved by `model.system_prompt` (see there): a
-    given policy (`model`, or `model.policy`) gets the protocol's system text unless turned
-    off, the tiny built-in one none unless turned on. Idempotent; a custom text is kept."""
-    on = cfg.model.system_prompt
-    text = cfg.rollout.system_prompt
-    if on is False:
-        text = ""
-    elif text == "" and (on or (model or cfg.model.policy) is not None):
-        text = None  # None: the protocol's default text (RolloutConfig)
-    if text == cfg.rollout.system_prompt:
-        return cfg
-    return dataclasses.replace(cfg, rollout=dataclasses.replace(cfg.rollout, system_prompt=text))
-
-
-def build_pool(cfg: TrainConfig, task: Any, initial_policy: str) -> ExpertPool | None:
-    """The expert pool of the run, or None when consulting is off (self-exploratory RL)."""
-    e = cfg.experts
-    if cfg.rl.arm != "eapo":
-        return None
-    if e.kind == "pool":  # endpoints and local experts with weights (eapo.training.expert_pool)
-        from eapo.training.expert_pool import build_member_pool
-
-        return build_member_pool(cfg, task, initial_policy)
-    if e.kind == "oracle":
-        base = [OracleExpert(task.oracle_answer, name="oracle")]
-    elif e.kind in ("model", "homogeneous"):
-        path = initial_policy if e.kind == "homogeneous" else e.model
-        if not path:
-            raise ValueError("experts.kind 'model' needs experts.model (a model folder or hub id)")
-        base = [HFModelExpert(path, name=f"{e.kind}-{i}", max_new_tokens=e.max_new_tokens,
-                              temperature=e.temperature, seed=cfg.seed + i) for i in range(e.replicas)]
-    elif e.kind == "noisy":
-        base = [OracleExpert(task.oracle_answer, name="oracle")]
-    else:  # validated by the config; kept for a clear error if a new kind is half-added
-        raise ValueError(f"unknown experts.kind {e.kind!r}")
-    if e.noise_p > 0 or e.kind == "noisy":
-        base = [NoisyExpert(m, p=e.noise_p, seed=cfg.seed + i) for i, m in enumerate(base)]
-    members = base * max(1, e.replicas) if e.kind in ("oracle", "noisy") else base
-    return ExpertPool(members, routing=e.routing, timeout_s=e.timeout_s, seed=cfg.seed)
 
 
 def grpo_args(cfg: TrainConfig, run_dir: Path) -> Any:
@@ -206,12 +128,17 @@ def train_run(
     cfg: TrainConfig,
     run_dir: str | Path,
     *,
+    task: Any,
+    pool: ExpertPool | None,
     policy_path: str,
     resume: bool = False,
     backend_factory: Callable[[Any, Any], Any] | None = None,
     stop_at_step: int | None = None,
 ) -> RunResult:
-    """Train from `policy_path` (a warm-started policy) and evaluate expert-free on test.
+    """Train from `policy_path` (a warm-started policy) on `task`'s problems, consulting
+    `pool` (None: self-exploratory RL), and evaluate expert-free on test. `cfg` is taken as
+    settled for `task` (`eapo.assembly.run.with_task_settings`); `eapo.assembly.run.
+    train_from_config` builds the task and the pool from `cfg` and calls this.
 
     `backend_factory(model, tokenizer)` replaces the HF generation backend of the rollout.
     `stop_at_step` ends the session early (after checkpointing there), as an interruption
@@ -225,8 +152,6 @@ def train_run(
 
     t_start = time.time()
     run_dir = Path(run_dir)
-    task = build_task(cfg)
-    cfg = with_task_settings(cfg, task)
     checkpoint = None
     if resume:
         checkpoint = last_complete_checkpoint(run_dir)
@@ -248,7 +173,6 @@ def train_run(
     model, tok = load_policy(policy_path)
     eapo = cfg.rl.arm == "eapo"
     rollout_cfg = dataclasses.replace(cfg.rollout, consult_mode=cfg.rollout.consult_mode if eapo else "forbid")
-    pool = build_pool(cfg, task, policy_path)
     engine = RolloutEngine(None, tok, rollout_cfg, pool=pool,  # backend bound to the trainer's model per call
                            gate=acceptance_gate(cfg.acceptance, cfg.seed),
                            scorer=task.scorer, reward=cfg.reward, penalty_apply_to=cfg.penalty.apply_to,
@@ -313,7 +237,6 @@ def train_run(
         trainer.remove_callback(PrinterCallback)
         if pool is not None:  # first: it adds the pool's accounting to the row the others show and write
             from eapo.distributed.sync import GatheredPoolStats
-            from eapo.training.expert_pool import PoolMetrics
 
             trainer.add_callback(PoolMetrics(GatheredPoolStats(pool)))  # every process's calls, not rank 0's
         trainer.add_callback(Progress(f"{cfg.rl.arm} seed {cfg.seed}"))

@@ -37,10 +37,10 @@ import random
 import shutil
 import time
 import uuid
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from eapo.assets import shipped_warm_start
 from eapo.protocol.prompt import prompt_ids
 from eapo.protocol.tags import Tags
 from eapo.schema import WarmStartConfig
@@ -190,6 +190,19 @@ def _is_complete(folder: Path, key: str) -> bool:
         return json.loads((folder / MARKER_FILE).read_text()).get("key") == key
     except (OSError, ValueError):
         return False
+
+
+def warm_starts_dir() -> Path:
+    """Where the shipped warm starts are: `eapo/assets/warmstarts/` inside the installed
+    package. Found by path from the root package: `eapo.assets` (the data and its rebuild
+    entry point) sits above training, so it is not imported here."""
+    return Path(str(resources.files("eapo"))) / "assets" / "warmstarts"
+
+
+def shipped_warm_start(key: str) -> Path | None:
+    """The shipped warm-start folder for `key`, or None."""
+    folder = warm_starts_dir() / f"warmstart-{key}"
+    return folder if folder.is_dir() else None
 
 
 def warm_start(
