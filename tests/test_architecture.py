@@ -30,15 +30,10 @@ as `eapo.assets.shipped_warm_start`) reads the data by path from the installed r
 way, a low `eapo.assets` and the rebuild moved to assembly, would still leave its `-m`
 entry importing up from a low package.)
 
-Where `schema` sits: layer 2, below everything that reads a config, as issue 18 wants it.
-Until the config dataclasses move there (18D), their modules (`MOVING_TO_SCHEMA`) import
-the section dataclasses from the packages that still define them (`RolloutConfig`,
-`RewardConfig`, the schedules' sections), so their imports are exempt from (b) until then;
-delete `MOVING_TO_SCHEMA` and `PRIVATE_PENDING_SCHEMA` when they move.
-
-Where `reporting` sits: it imports nothing of eapo but itself, and `eapo.reporting.names`
-is the metric vocabulary training writes in (`MetricsLogger`, `as_test_metrics`), so it
-sits with the leaves below training rather than with comparison.
+Where `schema` sits: layer 2, below everything that reads a config (issue 18): it holds
+every config dataclass and imports only `protocol` (for `Tags`). The old paths
+(`eapo.training.config`, ...) re-export it from the training layer, so code below training
+imports `eapo.schema`.
 """
 
 from __future__ import annotations
@@ -56,7 +51,7 @@ ROOT = "eapo"
 # bottom -> top; a package imports only from its own layer and those below.
 LAYERS: list[tuple[str, ...]] = [
     # "eapo": the root package (a version); "moved": the forwards of old import paths;
-    # "config": the YAML converter ("typed_yaml" once 18D renames it)
+    # "typed_yaml": the YAML converter ("config": its old path, a re-export)
     ("eapo", "types", "registry", "console", "progress", "config", "typed_yaml", "moved"),
     ("protocol",),
     ("schema",),
@@ -68,23 +63,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("comparison", "integrations"),
     ("cli", "assets"),  # entry points; assets: see the docstring
 ]
-
-# The run's config dataclasses, on their way to the package `eapo.schema` (issue 18, 18D):
-# until they move, their modules sit on the schema layer. Delete this when they have moved.
-MOVING_TO_SCHEMA = {
-    "eapo.training.config": "schema",
-    "eapo.training.experts_config": "schema",
-    "eapo.training.checks": "schema",
-}
-
-# Private names the schedules share among themselves until 18D moves their checks to
-# `eapo.schema.checks` as public names. Delete with MOVING_TO_SCHEMA.
-PRIVATE_PENDING_SCHEMA = {
-    ("eapo.schedules.acceptance", "eapo.schedules.gate", "_check_unit"),
-    ("eapo.schedules.adaptive", "eapo.schedules.gate", "_check_unit"),
-    ("eapo.schedules.budget", "eapo.schedules.acceptance", "_check_count"),
-    ("eapo.schedules.penalty", "eapo.schedules.acceptance", "_check_count"),
-}
 
 LAYER_OF = {pkg: i for i, names in enumerate(LAYERS) for pkg in names}
 
@@ -152,8 +130,6 @@ EDGES = [imp for m in MODULES for imp in imports_of(m)]
 
 
 def package_of(module: str) -> str:
-    if module in MOVING_TO_SCHEMA:
-        return MOVING_TO_SCHEMA[module]
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else parts[0]
 
@@ -208,8 +184,6 @@ def strongly_connected(nodes: list[str], edges: dict[str, set[str]]) -> list[lis
 def test_every_package_has_a_layer():
     unknown = sorted({package_of(m) for m in MODULES} - set(LAYER_OF))
     assert not unknown, f"packages without a layer in LAYERS (add each where it belongs): {unknown}"
-    missing = sorted(m for m in MOVING_TO_SCHEMA if m not in MODULES)
-    assert not missing, f"MOVING_TO_SCHEMA names modules that do not exist (delete them): {missing}"
 
 
 def test_no_import_cycles():
@@ -227,8 +201,7 @@ def test_no_import_cycles():
 
 
 def test_imports_run_down_the_layers():
-    up = [e for e in EDGES if e.target in MODULES and layer_of(e.target) > layer_of(e.source)
-          and e.source not in MOVING_TO_SCHEMA]  # see "Where `schema` sits"
+    up = [e for e in EDGES if e.target in MODULES and layer_of(e.target) > layer_of(e.source)]
     report = [f"{e.where()}  ({package_of(e.source)}, layer {layer_of(e.source)} imports "
               f"{package_of(e.target)}, layer {layer_of(e.target)})" for e in up]
     assert not up, "imports from a higher layer:\n" + "\n".join(report)
@@ -236,8 +209,7 @@ def test_imports_run_down_the_layers():
 
 def test_no_private_names_across_modules():
     bad = [e for e in EDGES if e.target != e.source
-           and any(n.startswith("_") and not n.startswith("__") and (e.source, e.target, n) not in PRIVATE_PENDING_SCHEMA
-                   for n in e.names)]
+           and any(n.startswith("_") and not n.startswith("__") for n in e.names)]
     assert not bad, "private names imported from another module:\n" + "\n".join(e.where() for e in bad)
 
 

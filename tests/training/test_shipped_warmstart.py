@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 import eapo.training.warmstart as ws
-from eapo.assets import shipped_warm_start, warm_starts_dir
+from eapo.training.warmstart import shipped_warm_start, warm_starts_dir
 from eapo.models.build import ensure_tiny_models
 from eapo.training.config import TrainConfig
 from eapo.assembly.run import build_task

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eapo.assembly.run import build_task, given_policy, train_from_config
-from eapo.training.config import TrainConfig
+from eapo.schema import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _check_demonstrations_match(cfg: TrainConfig) -> None:
     on text it has never seen (a bare tag where it learned blocks), and it would look like
     EAPO failing rather than a setting mismatch. Only checked when the warm start is built
     here: a `--model` may have been warm-started any way."""
-    from eapo.config import ConfigError
+    from eapo.typed_yaml import ConfigError
 
     ws, ro = cfg.warmstart, cfg.rollout
     if ws.consult_style != ro.consult_style:
@@ -102,7 +102,7 @@ def run_arm(cfg: TrainConfig, out: Path, arm: str, policy: str, *,
 
 def run_arms(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl", "eapo"), model: str | None = None,
              cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
-    from eapo.config import dump_yaml
+    from eapo.typed_yaml import dump_yaml
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(dump_yaml(cfg))

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from eapo.assembly.arms import evaluate_base, prepare_policy, run_arm
-from eapo.training.config import TrainConfig
+from eapo.schema import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def process_state() -> Any:
 
 def run_arms_distributed(cfg: TrainConfig, out: Path, *, arms: tuple[str, ...] = ("self_rl", "eapo"),
                          model: str | None = None, cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
-    from eapo.config import dump_yaml
+    from eapo.typed_yaml import dump_yaml
 
     state = process_state()
     if state.is_main_process:

@@ -36,7 +36,7 @@ from eapo.experts.openai_expert import BreakerPolicy, OpenAIExpert, RetryPolicy
 from eapo.experts.oracle import gold_answer
 from eapo.experts.pool import Prices
 from eapo.experts.reply_cache import ReplyCache
-from eapo.training.config import ExpertMemberConfig, ExpertsConfig, TrainConfig
+from eapo.schema import ExpertMemberConfig, ExpertsConfig, TrainConfig
 from eapo.types import ExpertRequest
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from eapo.assembly.pool import build_pool
 from eapo.evaluation import benchmarks
 from eapo.tasks.arithmetic import ChainTask
 from eapo.tasks.dataset import DatasetTask
-from eapo.training.config import TrainConfig
+from eapo.schema import TrainConfig
 from eapo.training.run import RunResult, train_run
 
 __all__ = ["build_task", "given_policy", "train_from_config", "with_policy_prompt", "with_task_settings"]

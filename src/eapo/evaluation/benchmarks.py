@@ -16,7 +16,7 @@ HotpotQA paragraphs, for instance, are in `meta["context"]`, not in the question
 prompt template decides whether the run is closed-book or reads them.
 
 `chain` is the built-in task's test split (the default `task:` section of a training run,
-`eapo.training.config.TaskConfig`), so a policy trained by `eapo train` is evaluated with
+`eapo.schema.TaskConfig`), so a policy trained by `eapo train` is evaluated with
 the same command on the problems its run was tested on; no file is read.
 
 SimpleQA is scored by "f1" (SQuAD-style token F1, with EM reported by `--scorer em`):
@@ -158,7 +158,7 @@ def builtin_task(name: str) -> Any:
     if name != "chain":
         raise ValueError(f"unknown built-in task {name!r}; valid: chain")
     from eapo.tasks.arithmetic import ChainTask
-    from eapo.training.config import TaskConfig
+    from eapo.schema import TaskConfig
 
     return ChainTask.from_config(TaskConfig())
 

@@ -3,7 +3,7 @@
 The baseline asks what a policy reaches when it may consult experts while it answers, so
 it is evaluated with the consult action open and every reply accepted (rho = 1). Its pool
 is built from the `experts:` section of a YAML file, in the format of a training run's
-configuration (`eapo.training.config.ExpertsConfig`, read here by `load_experts_config`),
+configuration (`eapo.schema.ExpertsConfig`, read here by `load_experts_config`),
 by the same function a training run uses (`eapo.assembly.pool.build_workflow_pool`, above
 this layer: `eapo eval` builds the pool and passes it to `evaluate_benchmark`), so
 `eapo eval --experts runs/x/config.yaml` consults exactly the experts the run trained
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from eapo.config import ConfigError, from_dict, read_yaml
 from eapo.moved import forward
-from eapo.training.config import ExpertsConfig
+from eapo.schema import ExpertsConfig
 
 log = logging.getLogger(__name__)
 

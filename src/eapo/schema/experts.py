@@ -1,7 +1,7 @@
 """The expert pool's sections of a run: `experts` and its `members` (EAPO.md §2, §6).
 
 Why their own module: the pool is the largest part of a run's config (endpoints, retries,
-limits, weights). What builds a pool from them is `build_pool` (the assembly layer); the
+limits, weights). What builds a pool from them is `eapo.assembly.pool.build_pool`; the
 pool itself is `eapo.experts.pool`, whose routing registry has the names of
 `ROUTING_NAMES` (a test checks that they agree).
 """

@@ -25,7 +25,7 @@ class ModelConfig:
     the protocol's default when that is empty). null: yes for a given policy (--model,
     model.policy), whose chat template would otherwise put its own default there (Qwen2:
     "You are a helpful assistant", nothing about consulting); no for the tiny built-in
-    policy, warm-started without it. Resolved by `eapo.training.run.with_policy_prompt`."""
+    policy, warm-started without it. Resolved by `eapo.assembly.run.with_policy_prompt`."""
     lora: bool = False
     """Train LoRA adapters instead of all weights."""
     lora_r: int = 8

@@ -14,9 +14,8 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Any
 
-from eapo.schema.task import ORACLES  # re-export: the choices live in eapo.schema
+from eapo.schema.task import ORACLES, TaskConfig  # ORACLES: a re-export, the choices live in eapo.schema
 from eapo.types import ExpertRequest, Problem
 
 _TERM = re.compile(r"\s*([+-]?)\s*(\d+)")
@@ -126,9 +125,8 @@ class ChainTask:
             raise ValueError(f"oracle must be one of {', '.join(ORACLES)}, got {self.oracle!r}")
 
     @classmethod
-    def from_config(cls, t: Any) -> ChainTask:
-        """The task a `task:` section with name "chain" describes (`eapo.training.config.
-        TaskConfig`; typed loosely because the config imports this module's `ORACLES`)."""
+    def from_config(cls, t: TaskConfig) -> ChainTask:
+        """The task a `task:` section with name "chain" describes."""
         assert t.train_size is not None  # the config checked it
         return cls(name=t.name, min_len=t.min_len, max_len=t.max_len, seed=t.seed, oracle=t.oracle,
                    sizes=(("train", t.train_size), ("val", t.val_size), ("test", t.test_size)))
