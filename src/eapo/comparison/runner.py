@@ -183,7 +183,7 @@ def _eval_cell(cfg: TrainConfig, spec: RowSpec, run_dir: Path, policy: str) -> d
     loaded = load_backend(cfg.eval.backend, policy, seed=cfg.seed)
     model, tok = loaded.model, loaded.tokenizer
     if spec.with_experts:
-        from eapo.comparison.workflow import evaluate_with_experts
+        from eapo.comparison.with_experts import evaluate_with_experts
         from eapo.evaluation.evaluate import EvalResult
 
         pool = build_pool(cfg, task, policy)

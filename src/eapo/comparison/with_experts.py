@@ -18,7 +18,7 @@ from typing import Any
 
 from eapo.evaluation.loop import EvalLoop, default_backend, evaluating, run_record
 from eapo.evaluation.metrics import episode_metrics, prefixed
-from eapo.schedules.gate import AcceptanceGate
+from eapo.schedules.step import acceptance_gate
 from eapo.types import Problem
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def evaluate_with_experts(cfg: Any, model: Any, tokenizer: Any, problems: list[P
     schedule's opening budget (`turn_budget.train`), the most help a policy was ever given."""
     e = cfg.eval
     backend = default_backend(model, tokenizer, backend, "evaluate_with_experts")
-    gate = AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity)
+    gate = acceptance_gate(cfg.acceptance, cfg.seed)
     with evaluating(model):
         loop = EvalLoop(backend, tokenizer, cfg.rollout, consult_mode="open", temperature=e.temperature, n=e.n,
                         greedy=e.greedy, turn_budget=int(cfg.turn_budget.train), batch_size=64, seed=cfg.seed,

@@ -36,7 +36,7 @@ from eapo.integrations.verl.core import (
 )
 from eapo.integrations.verl.shared import shared_state
 from eapo.rollout.engine import RolloutEngine
-from eapo.schedules.gate import AcceptanceGate
+from eapo.schedules.step import acceptance_gate
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def _verl_classes() -> dict[str, type]:
                                     self.eos_token_ids, bans=self.bans)
             engine = RolloutEngine(backend, self.tokenizer, rollout,
                                    pool=self.pool if rollout.consult_mode == "open" else None,
-                                   gate=AcceptanceGate(seed=cfg.seed, granularity=cfg.acceptance.granularity),
+                                   gate=acceptance_gate(cfg.acceptance, cfg.seed),
                                    scorer=cfg.scorer, reward=cfg.reward, penalty_apply_to=cfg.penalty.apply_to,
                                    seed=cfg.seed)
             t0 = time.perf_counter()
