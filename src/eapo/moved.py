@@ -10,6 +10,10 @@ The forward is a module `__getattr__` (PEP 562): nothing is imported until an ol
 used, so a lower layer's module can forward to a higher one without importing up.
 `tests/test_architecture.py` checks that every `MOVED` target defines its name. Delete the
 entries (and the `forward`) after the release.
+
+The same forward serves a package that loads its names on first use so that importing it
+stays cheap (`eapo.models`, `eapo.evaluation`: a command's argument checks must not pay for
+torch); those maps are not moves and stay.
 """
 
 from __future__ import annotations

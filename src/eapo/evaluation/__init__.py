@@ -9,8 +9,7 @@ The names below are loaded on first use (PEP 562), so that `eapo.evaluation.benc
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from eapo.moved import forward
 
 _NAMES = {
     "EvalResult": "eapo.evaluation.evaluate",
@@ -22,8 +21,4 @@ _NAMES = {
 
 __all__ = sorted(_NAMES)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _NAMES:
-        raise AttributeError(f"module 'eapo.evaluation' has no attribute {name!r}")
-    return getattr(importlib.import_module(_NAMES[name]), name)
+__getattr__ = forward(__name__, _NAMES)

@@ -8,8 +8,7 @@ are what a command's cheap checks import, and they must not pay for torch and tr
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from eapo.moved import forward
 
 _NAMES = {
     "EXPERT_SPEC": "eapo.models.build",
@@ -24,8 +23,4 @@ _NAMES = {
 
 __all__ = sorted(_NAMES)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _NAMES:
-        raise AttributeError(f"module 'eapo.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(_NAMES[name]), name)
+__getattr__ = forward(__name__, _NAMES)
